@@ -1,0 +1,1 @@
+"""The `safehold` command: thin argument parsing over sync/ and crypto/."""

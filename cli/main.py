@@ -1,0 +1,142 @@
+"""Entry point of the `safehold` command.
+
+Every subcommand and option of the contract in DESIGN.md is declared here, in one place, so the
+contract can be read (and tested) at a glance. Handlers live in sibling modules and are imported
+only when their subcommand runs, which keeps `safehold --help` fast and the modules independent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cli.common import EXIT_USAGE, CliError, exit_code_for
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def default_state_dir() -> Path:
+    """`$SAFEHOLD_HOME`, else `~/.safehold`, as DESIGN.md says."""
+    home = os.environ.get("SAFEHOLD_HOME")
+    return Path(home) if home else Path.home() / ".safehold"
+
+
+def _add_state(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state", type=Path, default=None,
+        help="state folder (default: $SAFEHOLD_HOME, else ~/.safehold)",
+    )
+
+
+def _cmd(sub: argparse._SubParsersAction, name: str, handler: str, help_: str,
+         state: bool = False) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
+    parser.set_defaults(handler=handler)
+    if state:
+        _add_state(parser)
+    return parser
+
+
+def _add_device_commands(sub: argparse._SubParsersAction) -> None:
+    device = sub.add_parser("device", help="the recording phone's side (reference client)")
+    dsub = device.add_subparsers(dest="device_command", required=True, metavar="COMMAND")
+    p = _cmd(dsub, "register", "cli.device:register", "new account and device", state=True)
+    p.add_argument("--server", required=True, metavar="URL")
+    p = _cmd(dsub, "invite", "cli.device:invite", "print an invitation code for one trusted contact",
+             state=True)
+    p.add_argument("--name", metavar="N")
+    p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"], default="on_alert")
+    p.add_argument("--check-in-minutes", type=int, metavar="M", default=None)
+    _cmd(dsub, "contacts", "cli.device:contacts", "contacts, their policies and safety numbers",
+         state=True)
+    p = _cmd(dsub, "record", "cli.device:record",
+             "cut FILE (or - for stdin) into chunks as a live recording would, seal, queue, upload",
+             state=True)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--stream", default="audio", metavar="NAME")
+    p.add_argument("--chunk-bytes", type=int, default=256 * 1024, metavar="N")
+    p.add_argument("--encounter", metavar="ID")
+    p.add_argument("--rate", type=float, metavar="BYTES_PER_S")
+    p.add_argument("--offline", action="store_true", help="only queue; upload later with sync")
+    _cmd(dsub, "sync", "cli.device:sync", "upload everything still queued", state=True)
+    for name, help_ in (("alert", "raise an alert on an encounter"),
+                        ("safe", "mark yourself safe for an encounter")):
+        p = _cmd(dsub, name, f"cli.device:{name}", help_, state=True)
+        p.add_argument("encounter", metavar="ENCOUNTER")
+
+
+def _add_contact_commands(sub: argparse._SubParsersAction) -> None:
+    contact = sub.add_parser("contact", help="a trusted contact's side")
+    csub = contact.add_subparsers(dest="contact_command", required=True, metavar="COMMAND")
+    p = _cmd(csub, "join", "cli.contact:join", "accept an invitation code", state=True)
+    p.add_argument("code", metavar="CODE")
+    p.add_argument("--server", required=True, metavar="URL")
+    p.add_argument("--identity", required=True, type=Path, metavar="FILE")
+    p.add_argument("--name", metavar="N")
+    _cmd(csub, "list", "cli.contact:list_encounters", "encounters released to this contact",
+         state=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="safehold", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _cmd(sub, "serve", "cli.serve:serve", "development server on the embedded default")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    _cmd(sub, "worker", "cli.serve:worker", "deliver queued notifications (webhook, email)")
+    _cmd(sub, "migrate", "cli.serve:migrate", "create or upgrade the server's database")
+
+    p = _cmd(sub, "keygen", "cli.keygen:keygen", "new age identity; prints its recipient")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
+    p.add_argument("--passphrase", action="store_true",
+                   help="protect the file with a passphrase (age scrypt; `age -d` opens it)")
+
+    _add_device_commands(sub)
+    _add_contact_commands(sub)
+
+    p = _cmd(sub, "fetch", "cli.legal:fetch", "download everything released for an encounter",
+             state=True)
+    p.add_argument("encounter", metavar="ENCOUNTER")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="BUNDLE")
+    p.add_argument("--zip", action="store_true", help="also write BUNDLE.zip to carry offline")
+    p = _cmd(sub, "verify", "cli.legal:verify", "check a bundle; no key needed")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p = _cmd(sub, "decrypt", "cli.legal:decrypt",
+             "verify, decrypt and reassemble a bundle; write report.json and report.html")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("-i", "--identity", required=True, type=Path, metavar="IDENTITY")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
+    return parser
+
+
+def _resolve(handler: str) -> Handler:
+    module_name, func_name = handler.split(":")
+    func: Handler = getattr(importlib.import_module(module_name), func_name)
+    return func
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "state", "absent") is None:
+        args.state = default_state_dir()
+    try:
+        return _resolve(args.handler)(args)
+    except KeyboardInterrupt:
+        print("safehold: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every failure becomes one actionable line and an exit code
+        code = exit_code_for(exc)
+        if code is None:
+            raise
+        print(f"safehold: {exc}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Safehold HTTP API: verifies and stores ciphertext, never decrypts."""

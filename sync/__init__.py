@@ -1,0 +1,1 @@
+"""The Safehold client: API client, on-device outbox, uploader, downloader, bundle reader."""

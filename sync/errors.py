@@ -1,0 +1,35 @@
+"""Failures of the client, each carrying the CLI exit code DESIGN.md assigns to it."""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base class of client-side failures."""
+
+    exit_code = 3
+
+
+class NetworkError(SyncError):
+    """The server could not be reached or the connection broke; retrying may help."""
+
+
+class ServerRefusal(SyncError):
+    """The server answered with a JSON error envelope."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"server refused ({status} {code}): {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class UntrustedServer(SyncError):
+    """The server sent a receipt, proof or checkpoint that does not verify."""
+
+    exit_code = 1
+
+
+class StateError(SyncError):
+    """The local state folder is missing something (e.g. not registered yet)."""
+
+    exit_code = 2
