@@ -1,0 +1,53 @@
+"""gunicorn settings for `web:` in the Procfile (read by gunicorn, not imported by the app).
+
+Everything can be overridden from the environment, so one Procfile fits a laptop and a PaaS:
+SAFEHOLD_BIND (else 0.0.0.0:$PORT when the platform sets PORT, else 127.0.0.1:8000),
+WEB_CONCURRENCY (worker processes), SAFEHOLD_THREADS (threads per worker).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def _bind() -> str:
+    if os.environ.get("SAFEHOLD_BIND"):
+        return os.environ["SAFEHOLD_BIND"]
+    if os.environ.get("PORT"):
+        return f"0.0.0.0:{os.environ['PORT']}"  # noqa: S104 - a PaaS routes to this port
+    return "127.0.0.1:8000"
+
+
+bind = [_bind()]
+# Uploads spend most of their time in fsync, which releases the GIL: a few threads per process
+# keep the disk busy while processes give real CPU parallelism for signature checks and hashing.
+workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, min(8, 2 * (os.cpu_count() or 1))))
+worker_class = "gthread"
+threads = int(os.environ.get("SAFEHOLD_THREADS") or 4)
+# Each worker builds its own app: SQLite connections and boto3 clients must not cross a fork.
+preload_app = False
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+# A chunk body is at most SAFEHOLD_MAX_CHUNK_BYTES and is refused (413) on Content-Length before
+# it is read; headers stay small (the signed descriptor is well under 2 KiB).
+limit_request_field_size = 8190
+# Heartbeat files off the (possibly slow) data disk; gunicorn makes them with mkstemp.
+if os.path.isdir("/dev/shm"):  # noqa: S108
+    worker_tmp_dir = "/dev/shm"  # noqa: S108
+accesslog = os.environ.get("SAFEHOLD_ACCESS_LOG") or None
+errorlog = "-"
+
+
+def on_starting(server: Any) -> None:
+    """Remove blob temp files orphaned by a crash (kill -9, power loss) in an earlier run."""
+    from server.blobstore import make_blob_store
+    from server.blobstore_local import LocalBlobStore
+    from server.config import load_config
+
+    store = make_blob_store(load_config(os.environ))
+    if isinstance(store, LocalBlobStore):
+        removed = store.sweep_temp_files(older_than_seconds=3600)
+        if removed:
+            server.log.info("removed %d orphaned blob temp files under %s", removed, store.root)
