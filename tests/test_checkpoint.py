@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from crypto.checkpoint import (
 )
 from crypto.errors import BadProof, BadSignature, MalformedError
 from crypto.merkle import EMPTY_ROOT, consistency_proof, inclusion_proof, leaf_hash, root_hash
-from crypto.signing import generate_signing_key, verifier_key
+from crypto.signing import generate_signing_key, signing_key_from_seed, verifier_key
 
 ENCOUNTER = "0d9c2f0e-5b7a-4c1d-9e8f-a1b2c3d4e5f6"
 SERVER = "127.0.0.1:8443"
@@ -150,3 +151,20 @@ def test_origin_needs_a_valid_encounter_and_server_name() -> None:
         encounter_origin(SERVER, ENCOUNTER.upper())
     with pytest.raises(MalformedError):
         encounter_origin("", ENCOUNTER)
+
+
+def documented_example(name: str) -> str:
+    """The fenced block after `<!-- example: NAME -->` in docs/protocol.md, as note text."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text("utf-8")
+    return doc.split(f"<!-- example: {name} -->\n```\n", 1)[1].split("```", 1)[0]
+
+
+def test_documented_signed_checkpoint_is_reproduced_byte_for_byte() -> None:
+    descriptor_note = documented_example("signed-descriptor")
+    seed = hashlib.sha256(b"safehold example server key").digest()
+    key = signing_key_from_seed("safehold.example.org", seed)
+    origin = encounter_origin("safehold.example.org", "3f2b8c1e-9a4d-4e7f-8b6a-0c1d2e3f4a5b")
+    cp = Checkpoint(origin, 1, root_hash([leaf_hash(descriptor_note.encode("utf-8"))]))
+    documented = documented_example("signed-checkpoint")
+    assert sign_checkpoint(cp, key) == documented
+    assert open_checkpoint(documented, verifier_key(key), expected_origin=origin) == cp

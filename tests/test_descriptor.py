@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from crypto.descriptor import (
     verify_descriptor,
 )
 from crypto.errors import BadSignature, MalformedError
-from crypto.signing import generate_signing_key, sign_note, verifier_key
+from crypto.signing import generate_signing_key, sign_note, signing_key_from_seed, verifier_key
 from crypto.slot import Slot
 
 ENCOUNTER = "3f2b8c1e-9a4d-4e7f-8b6a-0c1d2e3f4a5b"
@@ -201,3 +202,20 @@ def test_time_helpers() -> None:
     assert parse_time(TIME) == datetime(2026, 11, 28, 3, 30, 1, 123000, tzinfo=UTC)
     with pytest.raises(MalformedError):
         format_time(datetime(2026, 11, 28, 3, 30, 1))  # naive: which zone?
+
+
+def documented_example(name: str) -> str:
+    """The fenced block after `<!-- example: NAME -->` in docs/protocol.md, as note text."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text("utf-8")
+    after = doc.split(f"<!-- example: {name} -->\n```\n", 1)[1]
+    return after.split("```", 1)[0]
+
+
+def test_documented_signed_descriptor_is_reproduced_byte_for_byte() -> None:
+    seed = hashlib.sha256(b"safehold example device key").digest()
+    key = signing_key_from_seed("device-7d4f1c2a-93b0-4e8e-a6c5-1f2e3d4c5b6a", seed)
+    slot = Slot("3f2b8c1e-9a4d-4e7f-8b6a-0c1d2e3f4a5b", "audio", 7, False)
+    desc = describe_chunk(b"example age file bytes", slot, TIME)
+    documented = documented_example("signed-descriptor")
+    assert sign_descriptor(desc, key) == documented
+    assert verify_descriptor(documented, verifier_key(key)) == desc
