@@ -26,3 +26,15 @@ class BadSignature(CryptoError):
 
 class BadProof(CryptoError):
     """A Merkle inclusion or consistency proof, or a checkpoint, does not verify."""
+
+
+class ArmorError(MalformedError):
+    """The ASCII armor around an age file is malformed (the age file inside was not reached)."""
+
+
+class HeaderMacError(AuthenticationError):
+    """An age header's MAC does not match: the header was altered after it was made."""
+
+
+class PayloadError(AuthenticationError):
+    """An age payload chunk failed authentication, or the payload is truncated or extended."""
