@@ -16,11 +16,18 @@ class NetworkError(SyncError):
 class ServerRefusal(SyncError):
     """The server answered with a JSON error envelope."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"server refused ({status} {code}): {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after  # seconds, from a 429/503 `Retry-After` header
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later (rate limit, overload, server trouble)."""
+        return self.status in (408, 425, 429) or self.status >= 500
 
 
 class UntrustedServer(SyncError):

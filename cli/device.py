@@ -1,0 +1,214 @@
+"""`safehold device ...`: the recording phone's side, on top of sync/.
+
+Tuning by environment (documented in docs/protocol.md, section client):
+  SAFEHOLD_HTTP_TIMEOUT   seconds to wait for a server answer (default 30)
+  SAFEHOLD_SYNC_PATIENCE  seconds without progress before giving up on a dead network (default 30)
+  SAFEHOLD_SYNC_WORKERS   uploads at once (default 4)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+from cli.common import EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CliError
+from sync.account import client_for
+from sync.account import register as register_device
+from sync.api import ApiClient
+from sync.errors import NetworkError, UntrustedServer
+from sync.feed import follow_changes
+from sync.outbox import Outbox
+from sync.receipts import ReceiptVerifier
+from sync.recorder import Recorder, RecordOptions, Sealer
+from sync.state import Settings, StateFolder
+from sync.uploader import SyncReport, Uploader
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise CliError(f"{name} must be a number of seconds, got {value!r}")
+
+
+def _timeout() -> tuple[float, float]:
+    read = _env_float("SAFEHOLD_HTTP_TIMEOUT", 30.0)
+    return (min(5.0, read), read)
+
+
+class Progress:
+    """One self-rewriting status line on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.recorded = 0
+        self.report = SyncReport()
+        self._lock = threading.Lock()
+
+    def chunk_recorded(self) -> None:
+        self.recorded += 1
+        self.show()
+
+    def uploaded(self, report: SyncReport) -> None:
+        self.report = report
+        self.show()
+
+    def show(self) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            line = f"recorded {self.recorded}  sent {self.report.acknowledged}"
+            if self.report.last_network_error and self.report.retries:
+                line += f"  retries {self.report.retries}"
+            sys.stderr.write("\r" + line.ljust(60))
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _registered(args: argparse.Namespace) -> tuple[StateFolder, Settings]:
+    state = StateFolder(Path(args.state))
+    return state, state.require_registered()
+
+
+def _uploader(state: StateFolder, settings: Settings, outbox: Outbox, api: ApiClient,
+              progress: Progress) -> Uploader:
+    verifier = ReceiptVerifier(outbox, settings.server_key, settings.server_name,
+                               api.consistency)
+    workers = int(_env_float("SAFEHOLD_SYNC_WORKERS", 4))
+    return Uploader(outbox, api, verifier, settings.server_key, workers=workers,
+                    patience=_env_float("SAFEHOLD_SYNC_PATIENCE", 30.0),
+                    on_progress=progress.uploaded)
+
+
+def _finish(report: SyncReport, what: str) -> int:
+    """Exit 0 only when nothing is left; otherwise one line saying why and what to do."""
+    if report.fatal is not None:
+        raise report.fatal
+    if report.untrusted:
+        key, message = next(iter(report.untrusted.items()))
+        raise UntrustedServer(f"{len(report.untrusted)} chunk(s) NOT acknowledged because the "
+                              f"server's receipt did not verify (first: {key}): {message}")
+    if report.refused:
+        key, message = next(iter(report.refused.items()))
+        raise CliError(f"the server refused {len(report.refused)} chunk(s) (first: {key}): "
+                       f"{message}; they stay in the outbox", EXIT_NETWORK)
+    if report.remaining:
+        raise NetworkError(f"{what}: {report.remaining} chunk(s) still queued, safe in the "
+                           f"outbox; run `safehold device sync` when the network is back "
+                           f"(last error: {report.last_network_error})")
+    return EXIT_OK
+
+
+def register(args: argparse.Namespace) -> int:
+    state = StateFolder(Path(args.state))
+    settings = register_device(state, args.server, timeout=_timeout())
+    print(f"registered device {settings.device_id} (account {settings.account_id}) "
+          f"with {settings.server_url}")
+    print(f"server key fingerprint: {settings.server_fingerprint} "
+          "(compare it with the one your server's operator publishes)")
+    return EXIT_OK
+
+
+def _open_input(name: str) -> BinaryIO:
+    if name == "-":
+        return sys.stdin.buffer
+    path = Path(name)
+    if path.is_dir():
+        raise CliError(f"{name} is a folder, not a recording")
+    return open(path, "rb")  # noqa: SIM115 - closed by the caller
+
+
+def record(args: argparse.Namespace) -> int:
+    state, settings = _registered(args)
+    outbox = state.outbox()
+    recipients = [*outbox.contact_recipients(), settings.recovery_recipient]
+    sealer = Sealer(state.device_signing_key(), recipients)
+    options = RecordOptions(stream=args.stream, chunk_bytes=args.chunk_bytes,
+                            encounter=args.encounter, rate=args.rate)
+    progress = Progress()
+    recorder = Recorder(outbox, sealer, options, on_chunk=lambda _c: progress.chunk_recorded())
+    source = _open_input(args.file)
+    try:
+        print(recorder.begin(), flush=True)
+        if args.offline:
+            summary = recorder.run(source)
+            progress.done()
+            print(f"queued {summary.chunks} chunk(s) and {summary.log_entries} log entries "
+                  "offline; run `safehold device sync` to upload", file=sys.stderr)
+            return EXIT_OK
+        return _record_and_upload(state, settings, outbox, recorder, source, progress)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+
+
+def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
+                       recorder: Recorder, source: BinaryIO, progress: Progress) -> int:
+    uploader = _uploader(state, settings, outbox, client_for(state, settings, _timeout()),
+                         progress)
+
+    def on_chunk(_chunk: object) -> None:
+        progress.chunk_recorded()
+        uploader.wakeup.set()
+
+    recorder.on_chunk = on_chunk
+    recording = threading.Event()
+    recording.set()
+    reports: list[SyncReport] = []
+    worker = threading.Thread(target=lambda: reports.append(uploader.drain(recording.is_set)),
+                              name="uploader", daemon=True)
+    worker.start()
+    try:
+        summary = recorder.run(source)
+    finally:
+        recording.clear()
+        uploader.wakeup.set()
+        worker.join()
+        progress.done()
+    report = reports[0] if reports else uploader.report
+    print(f"recorded {summary.chunks} chunk(s); sent {report.acknowledged}", file=sys.stderr)
+    return _finish(report, "recording saved")
+
+
+def sync(args: argparse.Namespace) -> int:
+    state, settings = _registered(args)
+    outbox = state.outbox()
+    api = client_for(state, settings, _timeout())
+    progress = Progress()
+    report = _uploader(state, settings, outbox, api, progress).drain()
+    progress.done()
+    code = _finish(report, "sync incomplete")
+    feed = follow_changes(outbox, api)
+    for encounter_id in feed.new_encounters:
+        print(f"encounter {encounter_id} (recorded on another device)")
+    print(f"sent {report.acknowledged} chunk(s) ({report.already_held} were already on the "
+          "server); nothing left to upload", file=sys.stderr)
+    return code
+
+
+def _later(what: str, issue: str) -> int:
+    raise CliError(f"`safehold device {what}` arrives with {issue}", EXIT_USAGE)
+
+
+def invite(args: argparse.Namespace) -> int:
+    return _later("invite", "trusted contacts (issue 4)")
+
+
+def contacts(args: argparse.Namespace) -> int:
+    return _later("contacts", "trusted contacts (issue 4)")
+
+
+def alert(args: argparse.Namespace) -> int:
+    return _later("alert", "release policies (issue 4)")
+
+
+def safe(args: argparse.Namespace) -> int:
+    return _later("safe", "release policies (issue 4)")

@@ -1,0 +1,396 @@
+"""The on-device outbox: every sealed chunk is committed here before any network is tried.
+
+One SQLite file (WAL, synchronous=FULL) in the state folder, reached through sqlite-utils. A
+chunk moves sealed -> queued -> uploading -> acknowledged:
+
+- sealed: durable on the phone; its encounter does not exist on the server yet.
+- queued: ready to send (the encounter exists, or the uploader will create it first).
+- uploading: a PUT is in flight; a process that dies leaves it here, and the next start puts it
+  back to queued (`requeue_interrupted`).
+- acknowledged: the server's receipt verified (signature, inclusion, consistency). Only then.
+
+Every write is one short IMMEDIATE transaction, so several processes (a `record` and a `sync`)
+may share the file; the connection is also guarded by a lock so uploader threads can share it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SEALED, QUEUED, UPLOADING, ACKNOWLEDGED = "sealed", "queued", "uploading", "acknowledged"
+# Order of sending (DESIGN.md): the event log first, then audio, then video, then anything else.
+STREAM_PRIORITY = {"log": 0, "audio": 1, "video": 2}
+
+
+def stream_priority(stream: str) -> int:
+    return STREAM_PRIORITY.get(stream, 3)
+
+
+@dataclass(frozen=True)
+class ChunkKey:
+    encounter: str
+    stream: str
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.encounter}/{self.stream}/{self.seq}"
+
+
+@dataclass(frozen=True)
+class SealedChunk:
+    """A chunk as the recorder made it: the age file and its signed descriptor note."""
+
+    key: ChunkKey
+    final: bool
+    body: bytes
+    descriptor: str
+    sha256: str
+    sealed_at: str
+
+
+@dataclass(frozen=True)
+class OutboxChunk:
+    key: ChunkKey
+    final: bool
+    body: bytes
+    descriptor: str
+    sha256: str
+    state: str
+    attempts: int
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.table("encounters").create(
+        {"id": str, "started_at": str, "origin": str, "on_server": int, "seen_at": str},
+        pk="id", not_null={"started_at", "origin"}, defaults={"on_server": 0},
+    )
+    db.table("chunks").create(
+        {"encounter": str, "stream": str, "seq": int, "final": int, "size": int, "sha256": str,
+         "descriptor": str, "body": bytes, "state": str, "priority": int, "attempts": int,
+         "next_try": float, "last_error": str, "sealed_at": str, "acknowledged_at": str},
+        pk=("encounter", "stream", "seq"),
+        not_null={"final", "size", "sha256", "descriptor", "body", "state", "priority"},
+        defaults={"attempts": 0, "next_try": 0.0},
+    )
+    db.table("chunks").create_index(["state", "priority", "next_try"])
+    db.table("receipts").create(
+        {"encounter": str, "stream": str, "seq": int, "leaf_index": int, "tree_size": int,
+         "checkpoint": str, "inclusion_proof": str, "received_at": str, "verified_at": str},
+        pk=("encounter", "stream", "seq"),
+    )
+    # Checkpoints this device verified for each encounter; all are mutually consistent.
+    db.table("checkpoints").create(
+        {"encounter": str, "size": int, "root": str, "note": str}, pk=("encounter", "size"),
+    )
+    # Trusted contacts' keys, pinned after out-of-band verification (filled by issue 4).
+    db.table("contacts").create(
+        {"id": str, "name": str, "policy": str, "check_in_minutes": int, "recipient": str,
+         "contact_key": str, "safety_number": str, "pinned_at": str},
+        pk="id", not_null={"recipient"},
+    )
+    db.table("sessions").create(
+        {"id": int, "encounter": str, "stream": str, "pid": int, "started_at": str,
+         "stopped_at": str},
+        pk="id",
+    )
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+
+
+class Outbox:
+    """The outbox database of one state folder."""
+
+    def __init__(self, path: Path) -> None:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                               timeout=30.0)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite_utils.Database]:
+        """One IMMEDIATE transaction: all or nothing, and durable when the block exits."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY)")
+            done = {row[0] for row in db.execute("SELECT version FROM migrations").fetchall()}
+            for version, migration in enumerate(MIGRATIONS, start=1):
+                if version not in done:
+                    migration(db)
+                    db.execute("INSERT INTO migrations (version) VALUES (?)", [version])
+
+    def _query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    # -- meta ------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", [key])
+        return str(rows[0]["value"]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    # -- encounters ------------------------------------------------------------------------
+    def add_encounter(self, encounter_id: str, started_at: str, origin: str = "local",
+                      on_server: bool = False) -> bool:
+        """Remember an encounter; True if it was new here."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO encounters (id, started_at, origin, on_server, seen_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [encounter_id, started_at, origin, int(on_server), now_rfc3339()],
+            )
+            if on_server:
+                db.execute("UPDATE encounters SET on_server = 1 WHERE id = ?", [encounter_id])
+            return cur.rowcount == 1
+
+    def encounter(self, encounter_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM encounters WHERE id = ?", [encounter_id])
+        return rows[0] if rows else None
+
+    def encounters(self) -> list[dict[str, Any]]:
+        return self._query("SELECT * FROM encounters ORDER BY started_at, id")
+
+    def encounters_to_create(self) -> list[dict[str, Any]]:
+        """Local encounters not yet created on the server that have something to send."""
+        return self._query(
+            "SELECT * FROM encounters e WHERE on_server = 0 AND EXISTS (SELECT 1 FROM chunks c"
+            " WHERE c.encounter = e.id AND c.state != ?) ORDER BY started_at", [ACKNOWLEDGED])
+
+    def mark_encounter_created(self, encounter_id: str) -> None:
+        """The server has the encounter: its sealed chunks become sendable."""
+        with self._tx() as db:
+            db.execute("UPDATE encounters SET on_server = 1 WHERE id = ?", [encounter_id])
+            db.execute("UPDATE chunks SET state = ? WHERE encounter = ? AND state = ?",
+                       [QUEUED, encounter_id, SEALED])
+
+    def mark_encounter_missing(self, encounter_id: str) -> None:
+        """The server does not know the encounter after all (e.g. restored from a backup)."""
+        with self._tx() as db:
+            db.execute("UPDATE encounters SET on_server = 0 WHERE id = ?", [encounter_id])
+
+    # -- recording ---------------------------------------------------------------------------
+    def next_seq(self, encounter_id: str, stream: str) -> int:
+        rows = self._query("SELECT MAX(seq) AS top FROM chunks WHERE encounter = ? AND stream = ?",
+                           [encounter_id, stream])
+        top = rows[0]["top"]
+        return 0 if top is None else int(top) + 1
+
+    def stream_closed(self, encounter_id: str, stream: str) -> bool:
+        rows = self._query("SELECT 1 FROM chunks WHERE encounter = ? AND stream = ? AND final = 1",
+                           [encounter_id, stream])
+        return bool(rows)
+
+    def add_chunk(self, chunk: SealedChunk) -> None:
+        """Commit a sealed chunk; durable when this returns (before any network is tried)."""
+        with self._tx() as db:
+            self._insert_chunk(db, chunk)
+
+    def _insert_chunk(self, db: sqlite_utils.Database, chunk: SealedChunk) -> None:
+        row = db.execute("SELECT on_server FROM encounters WHERE id = ?",
+                         [chunk.key.encounter]).fetchone()
+        state = QUEUED if row and row[0] else SEALED
+        db.execute(
+            "INSERT INTO chunks (encounter, stream, seq, final, size, sha256, descriptor, body,"
+            " state, priority, sealed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [chunk.key.encounter, chunk.key.stream, chunk.key.seq, int(chunk.final),
+             len(chunk.body), chunk.sha256, chunk.descriptor, chunk.body, state,
+             stream_priority(chunk.key.stream), chunk.sealed_at])
+
+    def add_log_entry(self, encounter_id: str, seal: Callable[[int, bool], SealedChunk],
+                      closing_session: int | None = None,
+                      alive: Callable[[int], bool] = lambda pid: True) -> SealedChunk | None:
+        """Append to the encounter's `log` stream at its next seq, atomically across processes.
+
+        When `closing_session` is given, that recording session ends here, and the entry is the
+        log's final chunk unless another session of the encounter is still recording. Returns
+        None (writing nothing) if the log was already closed.
+        """
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM chunks WHERE encounter = ? AND stream = 'log' AND"
+                          " final = 1", [encounter_id]).fetchone():
+                return None
+            final = False
+            if closing_session is not None:
+                db.execute("UPDATE sessions SET stopped_at = ? WHERE id = ?",
+                           [now_rfc3339(), closing_session])
+                others = db.execute("SELECT pid FROM sessions WHERE encounter = ? AND id != ?"
+                                    " AND stopped_at IS NULL",
+                                    [encounter_id, closing_session]).fetchall()
+                final = not any(alive(int(row[0])) for row in others)
+            top = db.execute("SELECT MAX(seq) FROM chunks WHERE encounter = ? AND stream = 'log'",
+                             [encounter_id]).fetchone()[0]
+            chunk = seal(0 if top is None else int(top) + 1, final)
+            self._insert_chunk(db, chunk)
+            return chunk
+
+    def open_session(self, encounter_id: str, stream: str, pid: int) -> int:
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO sessions (encounter, stream, pid, started_at)"
+                             " VALUES (?, ?, ?, ?)", [encounter_id, stream, pid, now_rfc3339()])
+            return int(cur.lastrowid or 0)
+
+    # -- uploading ---------------------------------------------------------------------------
+    def requeue_interrupted(self) -> int:
+        """Chunks a dead process left `uploading` go back to the queue; returns how many."""
+        with self._tx() as db:
+            return db.execute("UPDATE chunks SET state = ? WHERE state = ?",
+                              [QUEUED, UPLOADING]).rowcount
+
+    def claim(self, limit: int, now: float, exclude: set[ChunkKey],
+              encounters: set[str]) -> list[OutboxChunk]:
+        """Take up to `limit` due queued chunks of `encounters`, most urgent first, and mark
+        them uploading."""
+        with self._tx() as db:
+            rows = list(db.query(
+                "SELECT c.* FROM chunks c JOIN encounters e ON e.id = c.encounter"
+                " WHERE c.state = ? AND c.next_try <= ? ORDER BY c.priority, e.started_at,"
+                " c.encounter, c.seq LIMIT ?", [QUEUED, now, limit + len(exclude)]))
+            picked = [_chunk(r) for r in rows
+                      if _key(r) not in exclude and r["encounter"] in encounters][:limit]
+            for chunk in picked:
+                db.execute("UPDATE chunks SET state = ? WHERE encounter = ? AND stream = ?"
+                           " AND seq = ?", [UPLOADING, *_params(chunk.key)])
+            return picked
+
+    def queued_chunks(self, encounter_id: str) -> list[OutboxChunk]:
+        rows = self._query("SELECT * FROM chunks WHERE encounter = ? AND state = ? ORDER BY"
+                           " priority, seq", [encounter_id, QUEUED])
+        return [_chunk(r) for r in rows]
+
+    def encounters_with_queued(self) -> list[str]:
+        rows = self._query("SELECT DISTINCT encounter FROM chunks WHERE state = ?", [QUEUED])
+        return [str(r["encounter"]) for r in rows]
+
+    def next_due(self) -> float | None:
+        """When the earliest queued chunk may be tried again (None if none is queued)."""
+        rows = self._query("SELECT MIN(next_try) AS due FROM chunks WHERE state = ?", [QUEUED])
+        due = rows[0]["due"]
+        return None if due is None else float(due)
+
+    def acknowledge(self, key: ChunkKey, receipt: dict[str, Any]) -> None:
+        """Record a verified receipt and mark the chunk acknowledged, in one transaction."""
+        stamp = now_rfc3339()
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO receipts (encounter, stream, seq, leaf_index, tree_size,"
+                " checkpoint, inclusion_proof, received_at, verified_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [*_params(key), receipt["leaf_index"], receipt["tree_size"],
+                 receipt["checkpoint"], json.dumps(receipt["inclusion_proof"]),
+                 receipt.get("received_at"), stamp])
+            db.execute("UPDATE chunks SET state = ?, acknowledged_at = ?, last_error = NULL"
+                       " WHERE encounter = ? AND stream = ? AND seq = ?",
+                       [ACKNOWLEDGED, stamp, *_params(key)])
+
+    def release(self, key: ChunkKey, error: str | None, next_try: float = 0.0,
+                count_attempt: bool = True) -> None:
+        """Put an unacknowledged chunk back in the queue, remembering why."""
+        with self._tx() as db:
+            db.execute("UPDATE chunks SET state = ?, last_error = ?, next_try = ?,"
+                       " attempts = attempts + ? WHERE encounter = ? AND stream = ? AND seq = ?"
+                       " AND state != ?",
+                       [QUEUED, error, next_try, int(count_attempt), *_params(key), ACKNOWLEDGED])
+
+    # -- receipts and checkpoints -------------------------------------------------------------
+    def receipt(self, key: ChunkKey) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM receipts WHERE encounter = ? AND stream = ? AND"
+                           " seq = ?", _params(key))
+        if not rows:
+            return None
+        row = rows[0]
+        row["inclusion_proof"] = json.loads(row["inclusion_proof"])
+        return row
+
+    def checkpoints(self, encounter_id: str) -> dict[int, bytes]:
+        rows = self._query("SELECT size, root FROM checkpoints WHERE encounter = ?",
+                           [encounter_id])
+        return {int(r["size"]): base64.b64decode(r["root"]) for r in rows}
+
+    def add_checkpoints(self, encounter_id: str, roots: dict[int, bytes], note: str) -> None:
+        """Remember checkpoints proven consistent with every one already stored."""
+        with self._tx() as db:
+            for size, root in roots.items():
+                db.execute("INSERT OR IGNORE INTO checkpoints (encounter, size, root, note)"
+                           " VALUES (?, ?, ?, ?)",
+                           [encounter_id, size, base64.b64encode(root).decode(), note])
+
+    # -- contacts ------------------------------------------------------------------------------
+    def contact_recipients(self) -> list[str]:
+        """age recipients of the pinned trusted contacts (verified out of band, issue 4)."""
+        rows = self._query("SELECT recipient FROM contacts WHERE pinned_at IS NOT NULL"
+                           " ORDER BY id")
+        return [str(r["recipient"]) for r in rows]
+
+    # -- reporting -----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        rows = self._query("SELECT state, COUNT(*) AS n FROM chunks GROUP BY state")
+        return {str(r["state"]): int(r["n"]) for r in rows}
+
+    def remaining(self) -> int:
+        rows = self._query("SELECT COUNT(*) AS n FROM chunks WHERE state != ?", [ACKNOWLEDGED])
+        return int(rows[0]["n"])
+
+    def chunks(self, encounter_id: str | None = None) -> list[dict[str, Any]]:
+        """Every chunk row without its body (for reports and tests)."""
+        rows = self._query(
+            "SELECT encounter, stream, seq, final, size, sha256, state, attempts, last_error,"
+            " sealed_at, acknowledged_at FROM chunks ORDER BY encounter, stream, seq")
+        return [r for r in rows if encounter_id in (None, r["encounter"])]
+
+    def chunk(self, key: ChunkKey) -> OutboxChunk | None:
+        rows = self._query("SELECT * FROM chunks WHERE encounter = ? AND stream = ? AND seq = ?",
+                           _params(key))
+        return _chunk(rows[0]) if rows else None
+
+
+def _key(row: dict[str, Any]) -> ChunkKey:
+    return ChunkKey(str(row["encounter"]), str(row["stream"]), int(row["seq"]))
+
+
+def _params(key: ChunkKey) -> list[Any]:
+    return [key.encounter, key.stream, key.seq]
+
+
+def _chunk(row: dict[str, Any]) -> OutboxChunk:
+    return OutboxChunk(key=_key(row), final=bool(row["final"]), body=bytes(row["body"]),
+                       descriptor=str(row["descriptor"]), sha256=str(row["sha256"]),
+                       state=str(row["state"]), attempts=int(row["attempts"] or 0))
+
+
+def now_rfc3339(at: float | None = None) -> str:
+    """RFC 3339 UTC with milliseconds, the wire form of every time (docs/protocol.md)."""
+    stamp = time.time() if at is None else at
+    millis = int(stamp * 1000)
+    seconds, ms = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
