@@ -1,0 +1,53 @@
+"""`safehold serve`, `safehold migrate` (and, with contacts, `safehold worker`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from cli.common import EXIT_OK, CliError
+
+
+def _public_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The development server (werkzeug, threaded) on SQLite and local disk by default."""
+    from server.config import ConfigError
+    from server.serverkey import ServerKeyError
+
+    os.environ.setdefault("SAFEHOLD_PUBLIC_URL", _public_url(args.host, args.port))
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        from server.app import create_app
+
+        app = create_app()
+    except (ConfigError, ServerKeyError) as exc:
+        raise CliError(str(exc))
+    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    return EXIT_OK
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the server's database (the Procfile's release step)."""
+    from server.config import ConfigError, load_config
+    from server.metadata import Store
+
+    try:
+        config = load_config(os.environ)
+    except ConfigError as exc:
+        raise CliError(str(exc))
+    store = Store(config["DATABASE_FILE"])
+    applied = store.migrate()
+    for name in applied:
+        print(f"applied migration {name}")
+    print(f"database {config['DATABASE_FILE']} is at schema version {store.schema_version()}")
+    return EXIT_OK
+
+
+def worker(args: argparse.Namespace) -> int:
+    raise CliError("the notification worker arrives with contacts (issue 4)")

@@ -1,0 +1,22 @@
+"""The HTTP API's blueprints (flask-smorest); each module is one group of endpoints."""
+
+from __future__ import annotations
+
+from flask_smorest import Api
+
+from server.api import accounts, changes, chunks, encounters, log, meta
+from server.api.common import (
+    BEARER_SCHEME,
+    StreamConverter,
+    UuidConverter,
+    stream_param_schema,
+    uuid_param_schema,
+)
+
+
+def register_api(api: Api) -> None:
+    api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
+    api.register_converter(UuidConverter, uuid_param_schema)
+    api.register_converter(StreamConverter, stream_param_schema)
+    for module in (meta, accounts, encounters, chunks, log, changes):
+        api.register_blueprint(module.blp)

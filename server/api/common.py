@@ -1,0 +1,91 @@
+"""What every blueprint shares: authentication decorators, path converters, error docs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+from flask import g
+from flask_smorest import Blueprint
+from werkzeug.routing import BaseConverter
+
+from schemas.common import STREAM_PATTERN, UUID_PATTERN
+from server.auth import Caller, authenticate, enforce_anonymous_rate_limit
+from server.context import services
+
+F = TypeVar("F", bound=Callable[..., Any])
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+BEARER_SCHEME = {"type": "http", "scheme": "bearer",
+                 "description": "token from POST /v1/auth/token"}
+
+
+class UuidConverter(BaseConverter):
+    """Lowercase UUIDs only: anything else is a 404 before any handler runs."""
+
+    regex = UUID_PATTERN.strip("^$")
+
+
+class StreamConverter(BaseConverter):
+    regex = STREAM_PATTERN.strip("^$")
+
+
+def uuid_param_schema(converter: BaseConverter) -> dict[str, Any]:
+    return {"type": "string", "pattern": UUID_PATTERN}
+
+
+def stream_param_schema(converter: BaseConverter) -> dict[str, Any]:
+    return {"type": "string", "pattern": STREAM_PATTERN}
+
+
+def device_endpoint(blp: Blueprint) -> Callable[[F], F]:
+    """Require a device's bearer token (401) within its rate limit (429) before anything else."""
+
+    def decorate(func: F) -> F:
+        documented = blp.doc(security=BEARER)(_document_refusals(blp, func, 401, 429))
+
+        @functools.wraps(documented)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.caller = authenticate(services())
+            return documented(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def public_endpoint(blp: Blueprint) -> Callable[[F], F]:
+    """No token; rate-limited per client address (429)."""
+
+    def decorate(func: F) -> F:
+        documented = _document_refusals(blp, func, 429)
+
+        @functools.wraps(documented)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            enforce_anonymous_rate_limit(services())
+            return documented(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def refusals(blp: Blueprint, *statuses: int) -> Callable[[F], F]:
+    """Document error statuses (all with the error envelope) on an operation."""
+
+    def decorate(func: F) -> F:
+        return _document_refusals(blp, func, *statuses)
+
+    return decorate
+
+
+def _document_refusals(blp: Blueprint, func: F, *statuses: int) -> F:
+    for status in statuses:
+        func = blp.alt_response(status, response=HTTPStatus(status).name)(func)
+    return func
+
+
+def caller() -> Caller:
+    found: Caller = g.caller
+    return found

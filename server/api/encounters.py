@@ -1,0 +1,70 @@
+"""Encounters: created by id from the phone; what the server holds of each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from schemas.encounters import (
+    EncounterDetailSchema,
+    EncounterListSchema,
+    EncounterPutSchema,
+    EncounterSchema,
+)
+from server.access import readable_encounter
+from server.api.common import caller, device_endpoint, refusals
+from server.context import services
+from server.encounters import log_origin, put_encounter
+from server.metadata_encounters import Encounter
+
+blp = Blueprint("encounters", __name__, url_prefix="/v1", description="Encounters")
+
+
+def encounter_body(encounter: Encounter) -> dict[str, Any]:
+    return {
+        "encounter_id": encounter.encounter_id,
+        "started_at": encounter.started_at,
+        "created_at": encounter.created_at,
+        "log_origin": log_origin(services().server_name, encounter.encounter_id),
+    }
+
+
+@blp.route("/encounters")
+class Encounters(MethodView):
+    @device_endpoint(blp)
+    @blp.response(200, EncounterListSchema)
+    def get(self) -> dict[str, Any]:
+        """The caller's account's encounters, oldest first."""
+        with services().store.read() as tx:
+            found = tx.encounters_of(caller().account_id)
+        return {"encounters": [encounter_body(e) for e in found]}
+
+
+@blp.route("/encounters/<uuid_lower:encounter_id>")
+class EncounterById(MethodView):
+    @device_endpoint(blp)
+    @refusals(blp, 409)
+    @blp.arguments(EncounterPutSchema)
+    @blp.response(201, EncounterSchema, description="created")
+    @blp.alt_response(200, schema=EncounterSchema, description="already existed (unchanged)")
+    def put(self, body: dict[str, Any], encounter_id: str) -> tuple[dict[str, Any], int]:
+        """Create an encounter under the phone-made id (idempotent)."""
+        encounter, created = put_encounter(services(), caller(), encounter_id, body["started_at"])
+        return encounter_body(encounter), 201 if created else 200
+
+    @device_endpoint(blp)
+    @refusals(blp, 404)
+    @blp.response(200, EncounterDetailSchema)
+    def get(self, encounter_id: str) -> dict[str, Any]:
+        """The encounter, its log size, and which seqs of each stream are held."""
+        with services().store.read() as tx:
+            encounter = readable_encounter(tx, caller(), encounter_id)
+            streams = tx.streams(encounter_id)
+        return {
+            **encounter_body(encounter),
+            "log_size": encounter.log_size,
+            "streams": {name: {"seqs": state.seqs, "final_seq": state.final_seq}
+                        for name, state in streams.items()},
+        }

@@ -1,0 +1,85 @@
+"""Server settings, read from SAFEHOLD_* environment variables by one pure function."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_PUBLIC_URL = "http://localhost:8000"
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+# name -> (environment variable, parser, default)
+_INTEGERS: dict[str, tuple[str, int]] = {
+    "MAX_CHUNK_BYTES": ("SAFEHOLD_MAX_CHUNK_BYTES", 4 * MIB),
+    "MAX_STREAMS": ("SAFEHOLD_MAX_STREAMS", 8),
+    "RATE_PER_MINUTE": ("SAFEHOLD_RATE_PER_MINUTE", 600),
+    "TOKEN_TTL_SECONDS": ("SAFEHOLD_TOKEN_TTL_SECONDS", 3600),
+    "CHALLENGE_TTL_SECONDS": ("SAFEHOLD_CHALLENGE_TTL_SECONDS", 120),
+    "INVITATION_TTL_SECONDS": ("SAFEHOLD_INVITATION_TTL_SECONDS", 900),
+}
+
+
+def server_name_of(public_url: str) -> str:
+    """The netloc (host[:port]) of the public URL: the name of the server's key."""
+    parts = urlsplit(public_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        raise ConfigError(
+            f"SAFEHOLD_PUBLIC_URL must be an http(s) URL like https://safehold.example.org, "
+            f"got {public_url!r}"
+        )
+    return parts.netloc.lower()
+
+
+def _positive_int(variable: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{variable} must be a whole number, got {text!r}")
+    if value < 1:
+        raise ConfigError(f"{variable} must be at least 1, got {value}")
+    return value
+
+
+def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Every server setting from `environ` (e.g. os.environ), with the documented defaults."""
+    data_dir = Path(environ.get("SAFEHOLD_DATA_DIR") or "./safehold-data")
+    public_url = (environ.get("SAFEHOLD_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
+    blob_store = (environ.get("SAFEHOLD_BLOB_STORE") or "local").lower()
+    if blob_store not in ("local", "s3"):
+        raise ConfigError(f"SAFEHOLD_BLOB_STORE must be 'local' or 's3', got {blob_store!r}")
+    if blob_store == "s3" and not environ.get("SAFEHOLD_S3_BUCKET"):
+        raise ConfigError("SAFEHOLD_BLOB_STORE=s3 needs SAFEHOLD_S3_BUCKET")
+    config: dict[str, Any] = {
+        "DATA_DIR": data_dir,
+        "DATABASE_FILE": data_dir / "safehold.sqlite3",
+        "BLOB_STORE": blob_store,
+        "S3_BUCKET": environ.get("SAFEHOLD_S3_BUCKET") or None,
+        "S3_ENDPOINT_URL": environ.get("SAFEHOLD_S3_ENDPOINT_URL") or None,
+        "SERVER_KEY_FILE": Path(environ.get("SAFEHOLD_SERVER_KEY_FILE")
+                                or data_dir / "server.key"),
+        "PUBLIC_URL": public_url,
+        "SERVER_NAME": server_name_of(public_url),
+    }
+    for name, (variable, default) in _INTEGERS.items():
+        text = environ.get(variable)
+        config[name] = _positive_int(variable, text) if text else default
+    return config
+
+
+def complete_config(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults, then `overrides`; derived paths and the server name follow what was given."""
+    environ: dict[str, str] = {}
+    if "DATA_DIR" in overrides:
+        environ["SAFEHOLD_DATA_DIR"] = str(overrides["DATA_DIR"])
+    if "PUBLIC_URL" in overrides:
+        environ["SAFEHOLD_PUBLIC_URL"] = str(overrides["PUBLIC_URL"])
+    config = load_config(environ)
+    config.update(overrides)
+    return config

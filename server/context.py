@@ -1,0 +1,32 @@
+"""What every request handler needs, built once per app by create_app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+
+from server.blobstore import BlobStore
+from server.metadata import Store
+from server.ratelimit import RateLimiter
+
+
+@dataclass
+class Services:
+    config: dict[str, Any]
+    store: Store
+    blobs: BlobStore
+    signing_key: str
+    server_key: str  # verifier key
+    fingerprint: str
+    limiter: RateLimiter
+
+    @property
+    def server_name(self) -> str:
+        return str(self.config["SERVER_NAME"])
+
+
+def services() -> Services:
+    found: Services = current_app.extensions["safehold"]
+    return found

@@ -1,0 +1,88 @@
+"""The metadata store: SQLite through sqlite-utils, the only code that touches the database.
+
+- WAL mode (readers never block the writer), `synchronous=FULL` (a commit is on disk when it
+  returns: a receipt is never sent for metadata that a power cut could lose).
+- Migrations live in code (server/metadata_schema.py) and are recorded in `migrations`.
+- Every write runs in one `BEGIN IMMEDIATE` transaction (Store.write), so a change row is
+  committed with what it reports, and appends to an encounter's log are serialised.
+- One connection per thread: sqlite3 connections must not be shared across threads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from server.metadata_accounts import AccountQueries
+from server.metadata_changes import ChangeQueries
+from server.metadata_encounters import EncounterQueries
+from server.metadata_log import LogQueries
+from server.metadata_schema import MIGRATIONS, apply_migrations
+
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries):
+    """The queries of one transaction; obtained from Store.read() or Store.write()."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+
+    def _database(self) -> Database:
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_SECONDS)
+            db = Database(conn, execute_plugins=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[Tx]:
+        db = self._database()
+        db.execute(begin)
+        try:
+            yield Tx(db)
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+
+    def write(self) -> AbstractContextManager[Tx]:
+        """A write transaction; takes the write lock at once so reads inside stay current."""
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def read(self) -> AbstractContextManager[Tx]:
+        """A read transaction: one consistent snapshot for several queries."""
+        return self._transaction("BEGIN")
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; returns their names (empty when already current)."""
+        return apply_migrations(self._database(), MIGRATIONS)
+
+    def schema_version(self) -> int:
+        db = self._database()
+        if "migrations" not in db.table_names():
+            return 0
+        row = db.execute("SELECT COALESCE(MAX(version), 0) FROM migrations").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        db: Database | None = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

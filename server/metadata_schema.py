@@ -1,0 +1,108 @@
+"""Schema migrations, in code. Each runs once, in its own transaction, recorded in `migrations`.
+
+Never edit a migration that has shipped; add a new one. Several processes (gunicorn workers, the
+release step) may start at once: the version check happens under the write lock, so each
+migration is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from sqlite_utils import Database
+
+Migration = tuple[int, str, Callable[[Database], None]]
+
+
+def _initial(db: Database) -> None:
+    db.table("accounts").create(
+        {"account_id": str, "recovery_recipient": str, "created_at": str},
+        pk="account_id", not_null=["recovery_recipient", "created_at"],
+    )
+    db.table("devices").create(
+        {"device_id": str, "account_id": str, "device_key": str, "created_at": str},
+        pk="device_id", not_null=["account_id", "device_key", "created_at"],
+        foreign_keys=[("account_id", "accounts", "account_id")],
+    )
+    db.table("devices").create_index(["account_id"])
+    db.table("login_challenges").create(
+        {"challenge_hash": str, "device_id": str, "expires_at": float},
+        pk="challenge_hash", not_null=["device_id", "expires_at"],
+    )
+    db.table("login_challenges").create_index(["expires_at"])
+    db.table("tokens").create(
+        {"token_id": str, "secret_hash": str, "device_id": str, "account_id": str,
+         "expires_at": float, "created_at": str},
+        pk="token_id", not_null=["secret_hash", "device_id", "account_id", "expires_at"],
+    )
+    db.table("tokens").create_index(["expires_at"])
+    db.table("device_invitations").create(
+        {"code_hash": str, "account_id": str, "created_by": str, "expires_at": float,
+         "redeemed_by": str, "redeemed_at": str},
+        pk="code_hash", not_null=["account_id", "created_by", "expires_at"],
+    )
+    _initial_encounters(db)
+    db.table("changes").create(
+        {"id": int, "account_id": str, "kind": str, "encounter_id": str, "stream": str,
+         "seq": int, "at": str},
+        pk="id", not_null=["account_id", "kind", "at"],
+    )
+    db.table("changes").create_index(["account_id", "id"])
+
+
+def _initial_encounters(db: Database) -> None:
+    db.table("encounters").create(
+        {"encounter_id": str, "account_id": str, "started_at": str, "created_at": str,
+         "created_by": str, "log_size": int, "log_frontier": bytes},
+        pk="encounter_id",
+        not_null=["account_id", "started_at", "created_at", "log_size", "log_frontier"],
+        foreign_keys=[("account_id", "accounts", "account_id")],
+    )
+    db.table("encounters").create_index(["account_id", "created_at"])
+    db.table("chunks").create(
+        {"encounter_id": str, "stream": str, "seq": int, "final": int, "size": int,
+         "sha256": str, "descriptor": str, "device_id": str, "blob_key": str,
+         "leaf_index": int, "tree_size": int, "checkpoint": str, "inclusion_proof": str,
+         "received_at": str},
+        pk=("encounter_id", "stream", "seq"),
+        not_null=["final", "size", "sha256", "descriptor", "device_id", "blob_key",
+                  "leaf_index", "tree_size", "checkpoint", "inclusion_proof", "received_at"],
+        foreign_keys=[("encounter_id", "encounters", "encounter_id")],
+    )
+    db.table("log_leaves").create(
+        {"encounter_id": str, "leaf_index": int, "hash": bytes, "data": bytes},
+        pk=("encounter_id", "leaf_index"), not_null=["hash", "data"],
+    )
+    db.table("checkpoints").create(
+        {"encounter_id": str, "tree_size": int, "root": bytes, "note": str, "created_at": str},
+        pk=("encounter_id", "tree_size"), not_null=["root", "note", "created_at"],
+    )
+
+
+MIGRATIONS: Sequence[Migration] = (
+    (1, "accounts, devices, login, encounters, chunks, logs, changes", _initial),
+)
+
+
+def apply_migrations(db: Database, migrations: Sequence[Migration]) -> list[str]:
+    db.execute("PRAGMA journal_mode=WAL")  # persistent in the file; needs no open transaction
+    applied: list[str] = []
+    for version, name, migrate in migrations:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if not db.table("migrations").exists():
+                db.table("migrations").create({"version": int, "name": str, "applied_at": float},
+                                        pk="version")
+            if db.execute("SELECT 1 FROM migrations WHERE version = ?", [version]).fetchone():
+                db.commit()
+                continue
+            migrate(db)
+            db.table("migrations").insert(
+                {"version": version, "name": name, "applied_at": time.time()})
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+        applied.append(f"{version}: {name}")
+    return applied
