@@ -205,6 +205,8 @@ def verify_raw(message: bytes, signature: bytes, verifier: str) -> None:
 
 
 def _verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> None:
+    if not isinstance(message, bytes) or not isinstance(signature, bytes):
+        raise MalformedError("message and signature must be bytes")
     if len(signature) != 64:
         raise BadSignature("an Ed25519 signature is 64 bytes")
     try:
