@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from crypto.checkpoint import Checkpoint, open_checkpoint
+from crypto.checkpoint import Checkpoint, encounter_origin, open_checkpoint
 from crypto.errors import CryptoError
 from crypto.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
 from sync.api import unb64
@@ -31,10 +31,6 @@ from sync.errors import UntrustedServer
 from sync.outbox import ChunkKey, Outbox
 
 ConsistencySource = Callable[[str, int, int], list[bytes]]
-
-
-def encounter_origin(server_name: str, encounter_id: str) -> str:
-    return f"{server_name}/safehold/encounter/{encounter_id}"
 
 
 def root_before_last_leaf(last_leaf_path: Sequence[bytes]) -> bytes:

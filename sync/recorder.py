@@ -84,7 +84,10 @@ def read_chunks(source: BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
         if len(data) < size:
             yield data, True
             return
-        yield data, _at_eof(source)
+        last = _at_eof(source)
+        yield data, last
+        if last:
+            return
 
 
 def _read_full(source: BinaryIO, size: int) -> bytes:
