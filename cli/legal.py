@@ -1,0 +1,141 @@
+"""`safehold fetch | verify | decrypt`: the legal-aid side (DESIGN.md, issue 6)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
+from crypto import age
+from crypto.errors import CryptoError
+from sync.bundle import MANIFEST, BundleError, BundleReader
+from sync.decrypt import decrypt_bundle
+from sync.report import build_report, verification_text, write_report
+from sync.verify import Verification, verify_bundle
+
+PASSPHRASE_ENV = "SAFEHOLD_PASSPHRASE"  # noqa: S105 - a variable's name; people are asked
+
+
+@contextmanager
+def progress_bar(total: int, what: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (stderr); silent otherwise."""
+    if not sys.stderr.isatty() or total == 0:
+        yield lambda _n: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="chunk", desc=what, file=sys.stderr, leave=False) as bar:
+        yield bar.update
+
+
+def open_bundle(path: Path) -> BundleReader:
+    try:
+        return BundleReader(path)
+    except BundleError as exc:
+        raise CliError(str(exc), EXIT_USAGE)
+
+
+def run_verification(reader: BundleReader) -> Verification:
+    entries, _strays = reader.chunk_entries()
+    with progress_bar(len(entries), "verifying") as tick:
+        return verify_bundle(reader, progress=tick)
+
+
+def verify(args: argparse.Namespace) -> int:
+    with open_bundle(args.bundle) as reader:
+        result = run_verification(reader)
+    sys.stdout.write(verification_text(result))
+    return EXIT_OK if result.ok else EXIT_VERIFY
+
+
+# ---------------------------------------------------------------- identities
+
+
+def load_identities(path: Path) -> list[age.Identity]:
+    """The X25519 identities in an age identity file, asking for its passphrase if it has one."""
+    data = path.read_bytes()
+    if data.startswith(b"age-encryption.org/v1\n") or data.lstrip().startswith(
+            b"-----BEGIN AGE ENCRYPTED FILE-----"):
+        passphrase = os.environ.get(PASSPHRASE_ENV)
+        if passphrase is None:
+            if not sys.stdin.isatty():
+                raise CliError(f"{path} is passphrase-protected; run in a terminal to be asked "
+                               f"for the passphrase, or set {PASSPHRASE_ENV}")
+            passphrase = getpass.getpass(f"Passphrase for {path}: ")
+        try:
+            data = age.decrypt(data, [age.Passphrase(passphrase)])
+        except CryptoError as exc:
+            raise CliError(f"cannot open {path}: wrong passphrase or damaged file ({exc})",
+                           EXIT_VERIFY)
+    try:
+        identities = age.parse_identity_file(data.decode("utf-8"))
+    except (UnicodeDecodeError, CryptoError) as exc:
+        raise CliError(f"{path} is not an age identity file ({exc})")
+    if not identities:
+        raise CliError(f"{path} holds no AGE-SECRET-KEY-1... identity")
+    return list(identities)
+
+
+# ---------------------------------------------------------------- decrypt
+
+
+def _staging_dir(outdir: Path) -> Path:
+    """A fresh folder beside OUTDIR; renamed to OUTDIR only when everything is written."""
+    if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
+        raise CliError(f"{outdir} already exists and is not an empty folder; choose a new "
+                       "output folder (nothing is overwritten)")
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=outdir.parent, prefix=f".{outdir.name}.partial-"))
+
+
+def decrypt(args: argparse.Namespace) -> int:
+    identities = load_identities(args.identity)
+    with open_bundle(args.bundle) as reader:
+        staging = _staging_dir(args.output)
+        try:
+            code = _decrypt_into(reader, identities, args, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return code
+
+
+def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
+                  args: argparse.Namespace, staging: Path) -> int:
+    result = run_verification(reader)
+    if not result.ok:
+        sys.stdout.write(verification_text(result))
+        raise CliError(f"{args.bundle} did not verify: refusing to decrypt an altered bundle "
+                       "(nothing was written)", EXIT_VERIFY)
+    sound = sum(c.sound for c in result.chunks)
+    with progress_bar(sound, "decrypting") as tick:
+        outputs, problems = decrypt_bundle(reader, result, identities, staging, progress=tick)
+    if sound and not any(o.pieces for o in outputs):
+        raise CliError(f"{args.identity} opens none of the chunks: they were sealed to other "
+                       "keys (nothing was written)", EXIT_VERIFY)
+    report = build_report(result, outputs, problems, manifest=reader.read_json(MANIFEST),
+                          identity=str(args.identity), outdir=str(args.output))
+    write_report(report, staging)
+    if args.output.exists():
+        args.output.rmdir()  # checked empty above
+    os.replace(staging, args.output)
+    sys.stdout.write(verification_text(result))
+    for out in outputs:
+        gaps = f"; gaps at byte {', '.join(str(g.at_offset) for g in out.gaps)}" if out.gaps else ""
+        print(f"Wrote      {args.output / out.file}: {out.size} bytes from {len(out.pieces)} "
+              f"chunks, SHA-256 {out.sha256}{gaps}")
+    for problem in problems:
+        print(f"ERROR      {problem.message}")
+    print(f"Report     {args.output / 'report.html'} (and report.json, SHA256SUMS)")
+    return EXIT_OK if not problems else EXIT_VERIFY
+
+
+def fetch(args: argparse.Namespace) -> int:
+    raise CliError("safehold fetch is not available yet", EXIT_USAGE)

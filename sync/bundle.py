@@ -1,0 +1,285 @@
+"""The bundle: an encounter's evidence as files, in a folder or the same folder zipped.
+
+A bundle holds everything needed to check and open a recording offline (layout in
+docs/protocol.md, section "Bundles"). The writer is used by `safehold fetch`; the reader by
+`verify` and `decrypt`, which must work on a folder or a zip alike, and from several threads at
+once (each chunk is read independently).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+FORMAT = "safehold-bundle/v1"
+MANIFEST = "manifest.json"
+LEAVES = "log/leaves.jsonl"
+CHECKPOINT = "log/checkpoint.note"
+CONSISTENCY = "log/consistency.jsonl"
+ACCESS = "access.jsonl"
+CHUNKS = "chunks"
+AGE_SUFFIX = ".age"
+DESCRIPTOR_SUFFIX = ".descriptor"
+RECEIPT_SUFFIX = ".receipt.json"
+READ_BLOCK = 1 << 20
+
+# chunks/<stream>/<seq, at least 8 digits>.<kind>; the stream pattern is the slot's.
+_CHUNK_NAME = re.compile(
+    r"chunks/([a-z][a-z0-9_-]{0,31})/([0-9]{8,10})(\.age|\.descriptor|\.receipt\.json)"
+)
+
+
+class BundleError(Exception):
+    """The path is not a readable bundle at all (no manifest, not a folder or zip)."""
+
+
+def seq_name(seq: int) -> str:
+    """The file stem of a chunk: its seq as at least 8 decimal digits."""
+    return f"{seq:08d}"
+
+
+def chunk_path(stream: str, seq: int, suffix: str) -> str:
+    """The bundle-relative path of one of a chunk's files (suffix: .age/.descriptor/...)."""
+    return f"{CHUNKS}/{stream}/{seq_name(seq)}{suffix}"
+
+
+@dataclass
+class ChunkEntry:
+    """The files found in a bundle for one (stream, seq) place; any of them may be absent."""
+
+    stream: str
+    seq: int
+    files: dict[str, str] = field(default_factory=dict)  # suffix -> relative path
+
+    @property
+    def age(self) -> str:
+        return chunk_path(self.stream, self.seq, AGE_SUFFIX)
+
+    @property
+    def descriptor(self) -> str:
+        return chunk_path(self.stream, self.seq, DESCRIPTOR_SUFFIX)
+
+    @property
+    def receipt(self) -> str:
+        return chunk_path(self.stream, self.seq, RECEIPT_SUFFIX)
+
+
+def parse_chunk_name(name: str) -> tuple[str, int, str] | None:
+    """(stream, seq, suffix) for a canonical chunk file name, else None."""
+    match = _CHUNK_NAME.fullmatch(name)
+    if not match:
+        return None
+    stream, digits, suffix = match.groups()
+    seq = int(digits)
+    if seq_name(seq) != digits or seq >= 2**32:  # one spelling per seq, no aliases
+        return None
+    return stream, seq, suffix
+
+
+def file_digest(stream: IO[bytes]) -> tuple[str, int]:
+    """SHA-256 (hex) and length of a stream, read in blocks (constant memory)."""
+    hasher = hashlib.sha256()
+    size = 0
+    while block := stream.read(READ_BLOCK):
+        hasher.update(block)
+        size += len(block)
+    return hasher.hexdigest(), size
+
+
+class BundleReader:
+    """Read-only access to a bundle folder or zip. Safe to use from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        self._zip_lock = threading.Lock()
+        self._prefix = ""  # a zip made of the folder itself holds "<folder>/manifest.json"
+        if path.is_dir():
+            self._names = self._folder_names(path)
+        elif path.is_file() and zipfile.is_zipfile(path):
+            self._zip = zipfile.ZipFile(path)
+            self._prefix, self._names = self._zip_names(self._zip)
+        elif path.exists():
+            raise BundleError(f"{path} is neither a bundle folder nor a zip file")
+        else:
+            raise BundleError(f"{path} does not exist")
+        if MANIFEST not in self._names:
+            raise BundleError(f"{path} is not a Safehold bundle: it has no {MANIFEST}")
+
+    @staticmethod
+    def _folder_names(root: Path) -> set[str]:
+        names = set()
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                full = Path(dirpath) / name
+                if not full.is_symlink():  # a bundle's files are its own, never links elsewhere
+                    names.add(full.relative_to(root).as_posix())
+        return names
+
+    @staticmethod
+    def _zip_names(archive: zipfile.ZipFile) -> tuple[str, set[str]]:
+        names = {info.filename for info in archive.infolist() if not info.is_dir()}
+        if MANIFEST in names:
+            return "", names
+        tops = {name.split("/", 1)[0] for name in names}
+        if len(tops) == 1 and "/" in next(iter(names), ""):
+            prefix = tops.pop() + "/"
+            return prefix, {name[len(prefix):] for name in names}
+        return "", names
+
+    @property
+    def is_zip(self) -> bool:
+        return self._zip is not None
+
+    def names(self) -> list[str]:
+        """Every file in the bundle, as sorted POSIX paths relative to its root."""
+        return sorted(self._names)
+
+    def exists(self, name: str) -> bool:
+        return name in self._names
+
+    def _safe(self, name: str) -> str:
+        parts = PurePosixPath(name).parts
+        if name not in self._names or ".." in parts or name.startswith("/"):
+            raise FileNotFoundError(f"{name} is not in the bundle {self.path}")
+        return name
+
+    def open(self, name: str) -> IO[bytes]:
+        """A binary stream of one file; the caller closes it."""
+        name = self._safe(name)
+        if self._zip is not None:
+            with self._zip_lock:
+                return self._zip.open(self._prefix + name)
+        return open(self.path / name, "rb")  # noqa: SIM115 - the caller closes it
+
+    def read_bytes(self, name: str) -> bytes:
+        with self.open(name) as stream:
+            return stream.read()
+
+    def read_text(self, name: str) -> str:
+        """A small text file, decoded strictly as UTF-8 (UnicodeDecodeError if not)."""
+        return self.read_bytes(name).decode("utf-8")
+
+    def read_json(self, name: str) -> Any:
+        return json.loads(self.read_text(name))
+
+    def read_jsonl(self, name: str) -> Iterator[tuple[int, Any]]:
+        """(line number from 1, parsed object) for each non-empty line."""
+        with self.open(name) as stream:
+            for number, raw in enumerate(stream, start=1):
+                line = raw.decode("utf-8").strip()
+                if line:
+                    yield number, json.loads(line)
+
+    def size(self, name: str) -> int:
+        name = self._safe(name)
+        if self._zip is not None:
+            return self._zip.getinfo(self._prefix + name).file_size
+        return (self.path / name).stat().st_size
+
+    def digest(self, name: str) -> tuple[str, int]:
+        with self.open(name) as stream:
+            return file_digest(stream)
+
+    def chunk_entries(self) -> tuple[list[ChunkEntry], list[str]]:
+        """The chunk places found under chunks/, sorted, and the names there that are not chunks."""
+        entries: dict[tuple[str, int], ChunkEntry] = {}
+        strays = []
+        for name in self.names():
+            if not name.startswith(CHUNKS + "/"):
+                continue
+            parsed = parse_chunk_name(name)
+            if parsed is None:
+                strays.append(name)
+                continue
+            stream, seq, suffix = parsed
+            entries.setdefault((stream, seq), ChunkEntry(stream, seq)).files[suffix] = name
+        return [entries[key] for key in sorted(entries)], strays
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def __enter__(self) -> BundleReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that a crash leaves the old file or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonl(records: Iterable[Any]) -> bytes:
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+
+
+class BundleWriter:
+    """Writes a bundle folder file by file; every file appears whole or not at all."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, name: str) -> Path:
+        return self.root / name
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        _write_atomic(self.root / name, data)
+
+    def write_json(self, name: str, value: Any) -> None:
+        self.write_bytes(name, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.write_json(MANIFEST, {"format": FORMAT, **manifest})
+
+    def write_chunk(self, stream: str, seq: int, age_file: bytes, descriptor_note: str,
+                    receipt: dict[str, Any]) -> None:
+        """All three files of a chunk; the age file last so its presence means 'complete'."""
+        self.write_bytes(chunk_path(stream, seq, DESCRIPTOR_SUFFIX), descriptor_note.encode())
+        self.write_json(chunk_path(stream, seq, RECEIPT_SUFFIX), receipt)
+        self.write_bytes(chunk_path(stream, seq, AGE_SUFFIX), age_file)
+
+    def write_leaves(self, leaves: Iterable[dict[str, Any]]) -> None:
+        self.write_bytes(LEAVES, _jsonl(leaves))
+
+    def write_checkpoint(self, note: str) -> None:
+        self.write_bytes(CHECKPOINT, note.encode())
+
+    def write_consistency(self, proofs: Iterable[dict[str, Any]]) -> None:
+        self.write_bytes(CONSISTENCY, _jsonl(proofs))
+
+    def write_access(self, entries: Iterable[dict[str, Any]]) -> None:
+        self.write_bytes(ACCESS, _jsonl(entries))
+
+
+def zip_bundle(folder: Path, zip_path: Path) -> None:
+    """The same folder as one zip (stored, not compressed: age files do not compress)."""
+    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name in sorted(BundleReader._folder_names(folder)):
+            if Path(name).name.startswith("."):  # temp files of an interrupted fetch
+                continue
+            archive.write(folder / name, name)
+    os.replace(tmp, zip_path)

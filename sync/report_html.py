@@ -1,0 +1,197 @@
+"""report.html: the chain-of-custody report as one self-contained page (no scripts, no fetches).
+
+Rendered from the same dictionary as report.json, with the standard library only: every value
+passes through html.escape, so nothing in a bundle can inject markup into the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from html import escape
+from string import Template
+from typing import Any
+
+from sync.findings import seq_ranges
+
+PAGE = Template("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Safehold chain-of-custody report: encounter $encounter</title>
+<style>
+body { font-family: Georgia, serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem;
+       color: #111; line-height: 1.45; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem;
+     border-bottom: 1px solid #999; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9rem; margin: 0.5rem 0; }
+th, td { border: 1px solid #bbb; padding: 0.25rem 0.5rem; text-align: left;
+         vertical-align: top; }
+th { background: #eee; }
+code, .hash { font-family: Menlo, Consolas, monospace; font-size: 0.85rem;
+              overflow-wrap: anywhere; }
+.verdict { padding: 0.75rem 1rem; border: 2px solid; font-size: 1.1rem; }
+.ok { border-color: #185c18; background: #eaf6ea; }
+.bad { border-color: #8b0000; background: #fbeaea; }
+.warn { color: #7a4b00; } .err { color: #8b0000; font-weight: bold; }
+@media print { body { margin: 0; } h2 { page-break-after: avoid; } }
+</style>
+</head>
+<body>
+<h1>Chain-of-custody report<br><small>Encounter <code>$encounter</code></small></h1>
+<p>Generated $generated_at by Safehold from the bundle <code>$bundle</code>
+(fetched $fetched_at).</p>
+<div class="verdict $verdict_class">$verdict</div>
+
+<h2>1. Who recorded it</h2>
+<p>Each piece ("chunk") of the recording was signed on the recording phone with the device key
+below. A chunk whose signature does not verify against this key is reported as altered.
+Compare the fingerprint with the one the phone shows.</p>
+$devices
+
+<h2>2. Which server witnessed it</h2>
+<p>The server checked every chunk's signature, size and digest when it arrived, stored it,
+and added it to a tamper-evident log of this encounter that it signs with the key below. The
+server never had a key that can decrypt the recording. Compare this fingerprint with the one
+the server's operator publishes.</p>
+$server
+
+<h2>3. What the recording holds</h2>
+<p>One output file per stream: the decrypted chunks in order. Where chunks are missing, the
+file continues with the next chunk that exists; the table says where (byte offset).</p>
+$streams
+
+<h2>4. Problems and warnings</h2>
+<p>Errors mean something was altered, forged or is inconsistent. Warnings (a chunk that never
+reached the server, a recording that was cut off) prove no alteration.</p>
+$problems
+
+<h2>5. Timeline of every chunk</h2>
+<p>"Signed" is the phone's clock, inside the signed descriptor. "Received" is the server's
+clock, from its receipt (the server's signature covers the log, not this time).</p>
+$chunks
+
+<h2>6. Who else read it</h2>
+$access
+
+<h2>7. Files and their SHA-256 digests</h2>
+<h3>Inputs (the bundle)</h3>
+$inputs
+<h3>Outputs</h3>
+$outputs
+
+<h2>8. How anyone can re-check this</h2>
+<p>Everything above can be checked again, offline, from the bundle, with Safehold and with the
+standard <code>age</code> tool (age-encryption.org):</p>
+$recheck
+<p>What <code>safehold verify</code> checks: the server's signature on the latest checkpoint of
+the log and that the log's entries hash to it (RFC 6962); the phone's signature on every chunk
+descriptor; every chunk's size and SHA-256 against its descriptor; the place stanza inside every
+chunk against where it lies; every receipt's checkpoint signature and inclusion proof; that every
+checkpoint the server ever signed for this encounter is a prefix of the latest one; that every
+chunk in the log is in the bundle; and the access log.</p>
+</body>
+</html>
+""")
+
+
+def _cell(value: Any, mono: bool = False) -> str:
+    text = "" if value is None else str(value)
+    return f'<td class="hash">{escape(text)}</td>' if mono else f"<td>{escape(text)}</td>"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
+          mono: frozenset[int] = frozenset(), empty: str = "None.") -> str:
+    body = ["<tr>" + "".join(_cell(v, i in mono) for i, v in enumerate(row)) + "</tr>"
+            for row in rows]
+    if not body:
+        return f"<p>{escape(empty)}</p>"
+    head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>"
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def _stream_state(s: dict[str, Any]) -> str:
+    if s.get("closed"):
+        return f"complete: ends with its final chunk (seq {s['final_seq']})"
+    return (f"CUT OFF: no final chunk; last is seq {s['last_seq']}, signed "
+            f"{s['last_device_time']}, received {s['last_received_at'] or 'unknown'}")
+
+
+def _streams(report: dict[str, Any]) -> str:
+    rows = []
+    for s in report["streams"]:
+        out = s.get("output") or {}
+        gaps = "; ".join(f"seq {_ranges(g['missing'])} {g['reason']} (output continues at "
+                         f"byte {g['at_offset']})" for g in out.get("gaps", [])) or "none"
+        rows.append((s["name"], out.get("file"), len(s["seqs"]), _ranges(s["seqs"]),
+                     _stream_state(s), _ranges(s["missing"]) or "none", gaps,
+                     out.get("size"), out.get("sha256")))
+    return table(["stream", "output file", "chunks", "seqs", "status", "never received",
+                  "gaps in output", "bytes", "SHA-256"], rows, frozenset({8}))
+
+
+def _ranges(seqs: list[int]) -> str:
+    return seq_ranges(seqs)
+
+
+def _problems(report: dict[str, Any]) -> str:
+    items = [f'<li class="{"err" if p["severity"] == "error" else "warn"}">'
+             f"{escape(p['severity'].upper())}: {escape(p['message'])}</li>"
+             for p in report["problems"]]
+    return f"<ul>{''.join(items)}</ul>" if items else "<p>None.</p>"
+
+
+def _chunks(report: dict[str, Any]) -> str:
+    rows = []
+    for c in report["chunks"]:
+        out = c.get("output")
+        where = f"{out['file']} bytes {out['offset']}-{out['offset'] + out['length']}" if out \
+            else "not in output"
+        rows.append((c["stream"], c["seq"], "yes" if c["final"] else "", c["device_time"],
+                     c["received_at"], c["signed_by"], c["leaf_index"], c["size"], c["sha256"],
+                     where))
+    return table(["stream", "seq", "final", "signed (phone)", "received (server)", "device",
+                  "log entry", "bytes", "SHA-256 of the chunk file", "place in output"],
+                 rows, frozenset({8}))
+
+
+def verdict(report: dict[str, Any]) -> tuple[str, str]:
+    result = report["result"]
+    if not result["verified"]:
+        return "bad", (f"NOT VERIFIED: {result['errors']} errors. The bundle was altered, forged "
+                       "or is inconsistent; nothing was decrypted.")
+    if not result["all_decrypted"]:
+        return "bad", ("Verified: nothing was altered. But some chunks could not be decrypted "
+                       "with the key used; see section 4.")
+    note = f" {result['warnings']} warnings (see section 4)." if result["warnings"] else ""
+    return "ok", f"Verified: nothing in this recording was altered.{note}"
+
+
+def render_html(report: dict[str, Any]) -> str:
+    server = report["server"]
+    verdict_class, verdict_text = verdict(report)
+    kv = [("server name", server["name"]), ("URL", server["url"]),
+          ("key fingerprint (SHA-256)", server["fingerprint"]), ("log", server["log_origin"]),
+          ("log entries", server["log_size"]), ("log root (latest checkpoint)", server["log_root"])]
+    return PAGE.substitute(
+        encounter=escape(str(report["encounter_id"])),
+        generated_at=escape(report["generated_at"]),
+        bundle=escape(report["bundle"]["path"]),
+        fetched_at=escape(str(report["bundle"].get("fetched_at") or "at an unknown time")),
+        verdict_class=verdict_class, verdict=escape(verdict_text),
+        devices=table(["device", "key fingerprint (SHA-256)", "chunks signed"],
+                      [(d["device_id"], d["fingerprint"], d["chunks_signed"])
+                       for d in report["devices"]], frozenset({1})),
+        server=table(["", ""], kv, frozenset({1})),
+        streams=_streams(report), problems=_problems(report), chunks=_chunks(report),
+        access=table(["log entry", "contact", "what", "time"],
+                     [(a["index"], a["contact"], a["what"], a["time"]) for a in report["access"]],
+                     empty="No contact has read this encounter (per the bundle's log)."),
+        inputs=table(["file", "bytes", "SHA-256"],
+                     [(f["file"], f["size"], f["sha256"]) for f in report["inputs"]],
+                     frozenset({2})),
+        outputs=table(["file", "bytes", "SHA-256"],
+                      [(f["file"], f["size"], f["sha256"]) for f in report["outputs"]],
+                      frozenset({2})),
+        recheck=table(["what", "command"],
+                      [(r["what"], r["command"]) for r in report["recheck"]], frozenset({1})),
+    )
