@@ -120,7 +120,8 @@ def _receipt_roots(chunks: list[ChunkRecord]) -> dict[int, set[bytes]]:
 
 def _check_log_against_bundle(view: LogView, result: Verification) -> None:
     """Every chunk the server logged must be in the bundle; a chunk logged twice is a fork."""
-    present = {(c.stream, c.seq) for c in result.chunks if c.sha256 is not None}
+    files = {(c.stream, c.seq) for c in result.chunks if c.age_file in result.inputs}
+    intact = {(c.stream, c.seq) for c in result.chunks if c.sound}
     first_leaf: dict[tuple[str, int], int] = {}
     for index, desc in sorted(view.chunks.items()):
         place = (desc.stream, desc.seq)
@@ -134,11 +135,16 @@ def _check_log_against_bundle(view: LogView, result: Verification) -> None:
                 stream=desc.stream, seq=desc.seq))
             continue
         first_leaf[place] = index
-        if place not in present:
-            path = chunk_path(desc.stream, desc.seq, ".age")
+        path = chunk_path(desc.stream, desc.seq, ".age")
+        if place not in files:
             result.problems.append(Problem(
                 ERROR, "removed", f"{path} is not in the bundle, but the server's log holds "
                 f"{desc.stream} seq {desc.seq} (leaf {index}): it was removed or withheld",
+                path, desc.stream, desc.seq))
+        elif place not in intact:
+            result.problems.append(Problem(
+                ERROR, "replaced", f"{path}: the bundle holds no intact copy of {desc.stream} "
+                f"seq {desc.seq}, which the server's log holds (leaf {index})",
                 path, desc.stream, desc.seq))
 
 

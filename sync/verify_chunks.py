@@ -200,7 +200,7 @@ class _ChunkCheck:
             self.error("foreign_chunk", name, f"belongs to another encounter: its slot stanza "
                        f"says {slot.stream} seq {slot.seq} of {slot.encounter}")
         elif (slot.stream, slot.seq) != (self.entry.stream, self.entry.seq):
-            self.error("misplaced", name, f"is misplaced: its slot stanza says {slot.stream} "
+            self.error("misplaced", name, f"misplaced: its slot stanza says {slot.stream} "
                        f"seq {slot.seq}, but it is stored as {self.where}")
         elif desc is not None and slot.final != desc.final:
             self.error("slot", name, f"its slot stanza says final={slot.final} but its "
