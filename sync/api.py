@@ -32,7 +32,7 @@ def server_name_of(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise StateError(f"not a server URL (want http(s)://host[:port]): {url!r}")
-    return parts.netloc
+    return parts.netloc.lower()
 
 
 def b64(data: bytes) -> str:

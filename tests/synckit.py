@@ -1,0 +1,132 @@
+"""Helpers for the client's end-to-end tests: run `safehold device ...` as a real subprocess,
+read its outbox, and audit what the server holds against it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sync.account import device_login
+from sync.api import ApiClient, unb64
+from sync.outbox import ChunkKey, Outbox
+from sync.state import StateFolder
+from tests.helpers import PYTHON, ROOT
+
+# Tests must not wait 30 s for a dead network to be declared dead.
+FAST_CLIENT = {"SAFEHOLD_SYNC_PATIENCE": "3", "SAFEHOLD_HTTP_TIMEOUT": "5"}
+
+
+def client_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
+    env.update(FAST_CLIENT)
+    env.update(extra or {})
+    return env
+
+
+def command(state: Path, *args: str) -> list[str]:
+    # `--state` belongs to the subcommand, so it goes after the command words.
+    return [PYTHON, "-m", "cli.main", "device", *args, "--state", str(state)]
+
+
+def cli(state: Path, *args: str, env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(state, *args), cwd=ROOT, env=client_env(env),
+                          input=stdin.decode("latin-1") if stdin is not None else None,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def cli_popen(state: Path, *args: str, env: Mapping[str, str] | None = None
+              ) -> subprocess.Popen[str]:
+    return subprocess.Popen(command(state, *args), cwd=ROOT, env=client_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def register(state: Path, url: str) -> None:
+    done = cli(state, "register", "--server", url)
+    assert done.returncode == 0, done.stderr
+
+
+def outbox_chunks(state: Path) -> list[dict[str, Any]]:
+    outbox = Outbox(state / "outbox.db")
+    try:
+        return outbox.chunks()
+    finally:
+        outbox.close()
+
+
+def states(state: Path) -> Counter[str]:
+    return Counter(str(row["state"]) for row in outbox_chunks(state))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+def api_for(state: Path, url: str) -> ApiClient:
+    """The device's own logged-in client, talking straight to `url` (bypassing any proxy)."""
+    folder = StateFolder(state)
+    settings = folder.require_registered()
+    login = device_login(settings.device_id, folder.device_signing_key(), settings.server_name)
+    return ApiClient(url, token_provider=login)
+
+
+@dataclass
+class Audit:
+    """What the server holds for every encounter in the outbox, compared with the outbox."""
+
+    missing: list[str]      # in the outbox, not on the server
+    extra: list[str]        # on the server, not in the outbox
+    corrupt: list[str]      # stored bytes differ from the sealed ones
+    leaf_count: dict[str, int]
+    chunk_count: dict[str, int]
+    duplicate_leaves: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.extra or self.corrupt or self.duplicate_leaves) and \
+            self.leaf_count == self.chunk_count
+
+
+def audit(state: Path, url: str) -> Audit:
+    api = api_for(state, url)
+    outbox = Outbox(state / "outbox.db")
+    result = Audit([], [], [], {}, {}, [])
+    try:
+        for encounter in sorted({str(r["encounter"]) for r in outbox.chunks()}):
+            _audit_encounter(api, outbox, encounter, result)
+    finally:
+        outbox.close()
+    return result
+
+
+def _audit_encounter(api: ApiClient, outbox: Outbox, encounter: str, result: Audit) -> None:
+    ours = {ChunkKey(encounter, r["stream"], r["seq"]): r for r in outbox.chunks(encounter)}
+    info = api.encounter(encounter)
+    held = {ChunkKey(encounter, stream, seq)
+            for stream, holding in info["streams"].items() for seq in holding["seqs"]}
+    result.missing += [str(k) for k in sorted(ours.keys() - held, key=str)]
+    result.extra += [str(k) for k in sorted(held - ours.keys(), key=str)]
+    for key in sorted(held & ours.keys(), key=str):
+        body, note = api.get_chunk(key.encounter, key.stream, key.seq)
+        sealed = outbox.chunk(key)
+        assert sealed is not None
+        if hashlib.sha256(body).hexdigest() != ours[key]["sha256"] or note != sealed.descriptor:
+            result.corrupt.append(str(key))
+    leaves: list[dict[str, Any]] = []
+    while len(leaves) < int(info["log_size"]):  # the server pages leaves
+        leaves += api.leaves(encounter, len(leaves), int(info["log_size"]))
+    data = [unb64(leaf["data"]) for leaf in leaves]
+    result.duplicate_leaves += [f"{encounter}: {n}x" for n in Counter(data).values() if n > 1]
+    result.leaf_count[encounter] = len(leaves)
+    result.chunk_count[encounter] = len(ours)
