@@ -1,0 +1,52 @@
+"""Shared fixtures: real server processes on loopback, and registered devices.
+
+`live_server` is one `safehold serve` for the whole session (tests make their own accounts and
+encounters, so they do not disturb each other); `make_server` starts extra servers with their
+own settings (low limits, short lifetimes) and stops them after the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from helpers import Device, ServerProcess, registered_device
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("live-server") / "data"
+    # A high rate limit: the whole suite shares this server from one address.
+    server = ServerProcess(data_dir, env={"SAFEHOLD_RATE_PER_MINUTE": "100000"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
+    started: list[ServerProcess] = []
+
+    def make(env: dict[str, str] | None = None, kind: str = "serve",
+             data_dir: Path | None = None) -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / f"data{len(started)}", env=env, kind=kind)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def device(live_server: ServerProcess) -> Device:
+    """A new account with one logged-in device on the session server."""
+    return registered_device(live_server.url, live_server.name)
+
+
+@pytest.fixture
+def other_device(live_server: ServerProcess) -> Device:
+    """A device of a different account on the same server."""
+    return registered_device(live_server.url, live_server.name)

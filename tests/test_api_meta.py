@@ -1,0 +1,118 @@
+"""The server's identity, documentation, key handling and the serve/migrate commands."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+import requests
+from helpers import PYTHON, ROOT, ServerProcess, error_of
+
+from crypto.signing import key_fingerprint, key_name, public_key_bytes
+
+
+def test_server_describes_itself_with_its_key_and_limits(live_server: ServerProcess) -> None:
+    info = requests.get(live_server.url + "/v1/server", timeout=5).json()
+    assert info["name"] == live_server.name
+    assert key_name(info["server_key"]) == live_server.name
+    assert len(public_key_bytes(info["server_key"])) == 32
+    assert info["fingerprint"] == key_fingerprint(info["server_key"])
+    assert info["limits"] == {"max_chunk_bytes": 4 * 1024 * 1024,
+                              "max_streams_per_encounter": 8, "requests_per_minute": 100000}
+
+
+def test_key_made_on_first_start_is_private_logged_and_kept(make_server, tmp_path: Path) -> None:
+    data_dir = tmp_path / "keyed"
+    server = make_server(data_dir=data_dir)
+    key_file = data_dir / "server.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    info = requests.get(server.url + "/v1/server", timeout=5).json()
+    assert info["fingerprint"] in server.output()
+    first_key = key_file.read_text()
+    server.stop()
+    server.start()  # same folder, same port: the same key, not a new one
+    assert key_file.read_text() == first_key
+    assert requests.get(server.url + "/v1/server", timeout=5).json() == info
+
+
+def test_key_for_another_name_stops_the_server(make_server, tmp_path: Path) -> None:
+    data_dir = tmp_path / "moved"
+    server = make_server(data_dir=data_dir)
+    server.stop()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
+    env.update(SAFEHOLD_DATA_DIR=str(data_dir), SAFEHOLD_PUBLIC_URL="https://elsewhere.example")
+    result = subprocess.run([PYTHON, "-m", "cli.main", "serve", "--port", "1"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "elsewhere.example" in result.stderr and "SAFEHOLD_PUBLIC_URL" in result.stderr
+
+
+def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> None:
+    spec = requests.get(live_server.url + "/openapi.json", timeout=5).json()
+    operations = {(method.upper(), path) for path, item in spec["paths"].items()
+                  for method in item if method != "parameters"}
+    chunk = "/v1/encounters/{encounter_id}/streams/{stream}/chunks/{seq}"
+    log = "/v1/encounters/{encounter_id}/log"
+    assert operations == {
+        ("GET", "/v1/server"), ("POST", "/v1/accounts"), ("POST", "/v1/auth/challenge"),
+        ("POST", "/v1/auth/token"), ("POST", "/v1/devices/invitations"),
+        ("POST", "/v1/devices"), ("GET", "/v1/account"), ("GET", "/v1/encounters"),
+        ("PUT", "/v1/encounters/{encounter_id}"), ("GET", "/v1/encounters/{encounter_id}"),
+        ("PUT", chunk), ("GET", chunk), ("GET", chunk + "/receipt"),
+        ("GET", log + "/checkpoint"), ("GET", log + "/checkpoints/{size}"),
+        ("GET", log + "/consistency"), ("GET", log + "/inclusion"), ("GET", log + "/leaves"),
+        ("GET", "/v1/changes"),
+    }
+    upload = spec["paths"][chunk]["put"]
+    assert "application/octet-stream" in upload["requestBody"]["content"]
+    assert any(p["name"] == "Safehold-Descriptor" and p["in"] == "header"
+               for p in upload["parameters"])
+    for item in spec["paths"].values():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            assert op["summary"], op  # every endpoint says what it does
+            assert "default" in op["responses"]  # ... and that errors use the envelope
+    envelope = spec["components"]["schemas"]["ErrorEnvelope"]
+    assert envelope["required"] == ["error"]
+
+
+def test_docs_page_lists_endpoints_without_external_assets(live_server: ServerProcess) -> None:
+    response = requests.get(live_server.url + "/docs", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    page = response.text
+    assert "/v1/encounters/{encounter_id}/streams/{stream}/chunks/{seq}" in page
+    assert "Upload one chunk" in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+
+
+def test_migrate_command_creates_and_then_keeps_the_schema(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
+    env["SAFEHOLD_DATA_DIR"] = str(tmp_path / "fresh")
+    first = subprocess.run([PYTHON, "-m", "cli.main", "migrate"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "applied migration 1" in first.stdout and "schema version 1" in first.stdout
+    again = subprocess.run([PYTHON, "-m", "cli.main", "migrate"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "applied" not in again.stdout
+    db = sqlite3.connect(tmp_path / "fresh" / "safehold.sqlite3")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT version FROM migrations").fetchall() == [(1,)]
+
+
+def test_worker_command_says_it_is_not_there_yet() -> None:
+    result = subprocess.run([PYTHON, "-m", "cli.main", "worker"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "issue 4" in result.stderr
+
+
+def test_gunicorn_serves_the_same_app(make_server) -> None:
+    server = make_server(kind="gunicorn")
+    response = requests.get(server.url + "/v1/nothing-here", timeout=5)
+    assert error_of(response) == (404, "not_found")
+    assert requests.get(server.url + "/v1/server", timeout=5).json()["name"] == server.name
