@@ -22,12 +22,13 @@ from server.metadata_accounts import AccountQueries
 from server.metadata_changes import ChangeQueries
 from server.metadata_encounters import EncounterQueries
 from server.metadata_log import LogQueries
+from server.metadata_notify import NotifyQueries
 from server.metadata_schema import MIGRATIONS, apply_migrations
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
-class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries):
+class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQueries):
     """The queries of one transaction; obtained from Store.read() or Store.write()."""
 
     def __init__(self, db: Database) -> None:
