@@ -23,6 +23,24 @@ _INTEGERS: dict[str, tuple[str, int]] = {
     "TOKEN_TTL_SECONDS": ("SAFEHOLD_TOKEN_TTL_SECONDS", 3600),
     "CHALLENGE_TTL_SECONDS": ("SAFEHOLD_CHALLENGE_TTL_SECONDS", 120),
     "INVITATION_TTL_SECONDS": ("SAFEHOLD_INVITATION_TTL_SECONDS", 900),
+    # notifications and deletion (server/worker.py, server/deletion.py)
+    "SMTP_PORT": ("SAFEHOLD_SMTP_PORT", 25),
+    "WORKER_INTERVAL": ("SAFEHOLD_WORKER_INTERVAL", 5),
+    "DELETION_DELAY_SECONDS": ("SAFEHOLD_DELETION_DELAY_SECONDS", 72 * 3600),
+    "NOTIFY_RETRY_BASE_SECONDS": ("SAFEHOLD_NOTIFY_RETRY_BASE_SECONDS", 10),
+    "NOTIFY_RETRY_MAX_SECONDS": ("SAFEHOLD_NOTIFY_RETRY_MAX_SECONDS", 3600),
+    "NOTIFY_MAX_ATTEMPTS": ("SAFEHOLD_NOTIFY_MAX_ATTEMPTS", 30),
+}
+# name -> environment variable, for optional text settings (None when unset)
+_TEXTS: dict[str, str] = {
+    "SMTP_HOST": "SAFEHOLD_SMTP_HOST",
+    "SMTP_USERNAME": "SAFEHOLD_SMTP_USERNAME",
+    "SMTP_PASSWORD": "SAFEHOLD_SMTP_PASSWORD",
+}
+# name -> environment variable, for on/off settings ("1", "true", "yes" / "0", "false", "no")
+_FLAGS: dict[str, str] = {
+    "SMTP_STARTTLS": "SAFEHOLD_SMTP_STARTTLS",
+    "WEBHOOK_ALLOW_PRIVATE": "SAFEHOLD_WEBHOOK_ALLOW_PRIVATE",
 }
 
 
@@ -45,6 +63,15 @@ def _positive_int(variable: str, text: str) -> int:
     if value < 1:
         raise ConfigError(f"{variable} must be at least 1, got {value}")
     return value
+
+
+def _flag(variable: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{variable} must be 1/true/yes or 0/false/no, got {text!r}")
 
 
 def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -70,6 +97,12 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, (variable, default) in _INTEGERS.items():
         text = environ.get(variable)
         config[name] = _positive_int(variable, text) if text else default
+    for name, variable in _TEXTS.items():
+        config[name] = environ.get(variable) or None
+    for name, variable in _FLAGS.items():
+        config[name] = _flag(variable, environ.get(variable, ""))
+    config["MAIL_FROM"] = (environ.get("SAFEHOLD_MAIL_FROM")
+                           or f"safehold@{config['SERVER_NAME'].rsplit(':', 1)[0].strip('[]')}")
     return config
 
 
