@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,11 @@ class Services:
     @property
     def server_name(self) -> str:
         return str(self.config["SERVER_NAME"])
+
+    def now(self) -> float:
+        """Unix time from config["CLOCK"] when set (tests inject time), else the real clock."""
+        clock = self.config.get("CLOCK")
+        return float(clock()) if clock is not None else time.time()
 
 
 def services() -> Services:
