@@ -20,6 +20,7 @@ from sqlite_utils import Database
 
 from server.metadata_accounts import AccountQueries
 from server.metadata_changes import ChangeQueries
+from server.metadata_contacts import ContactQueries
 from server.metadata_encounters import EncounterQueries
 from server.metadata_log import LogQueries
 from server.metadata_notify import NotifyQueries
@@ -28,7 +29,8 @@ from server.metadata_schema import MIGRATIONS, apply_migrations
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
-class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQueries):
+class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQueries,
+         ContactQueries):
     """The queries of one transaction; obtained from Store.read() or Store.write()."""
 
     def __init__(self, db: Database) -> None:

@@ -31,7 +31,7 @@ class ChangeQueries:
     def changes_after(self, account_id: str, after_id: int, limit: int) -> list[Change]:
         rows = self.db.query(
             "SELECT id, kind, encounter_id, stream, seq, at FROM changes "
-            "WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?",
+            "WHERE account_id = ? AND id > ? AND contact_id IS NULL ORDER BY id LIMIT ?",
             [account_id, after_id, limit],
         )
         return [Change(**row) for row in rows]

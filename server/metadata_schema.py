@@ -80,8 +80,60 @@ def _initial_encounters(db: Database) -> None:
     )
 
 
+def _contacts(db: Database) -> None:
+    """Trusted contacts (issue 4): invitations, contacts, alert/safe marks, releases, reads."""
+    db.table("contact_invitations").create(
+        {"invitation_id": str, "account_id": str, "created_by": str, "name": str,
+         "policy": str, "check_in_minutes": int, "owner_recipient": str,
+         "owner_device_keys": str, "owner_proof": str, "expires_at": str, "created_at": str,
+         "withdrawn_at": str},
+        pk="invitation_id",
+        not_null=["account_id", "created_by", "name", "policy", "owner_recipient",
+                  "owner_device_keys", "owner_proof", "expires_at", "created_at"],
+        foreign_keys=[("account_id", "accounts", "account_id")],
+    )
+    db.table("contacts").create(
+        {"contact_id": str, "account_id": str, "invitation_id": str, "name": str,
+         "policy": str, "check_in_minutes": int, "age_recipient": str, "contact_key": str,
+         "proof": str, "status": str, "notify_webhook_url": str, "notify_email": str,
+         "webhook_secret": str, "accepted_at": str, "confirmed_at": str, "revoked_at": str,
+         "updated_at": str},
+        pk="contact_id",
+        not_null=["account_id", "invitation_id", "name", "policy", "age_recipient",
+                  "contact_key", "proof", "status", "accepted_at", "updated_at"],
+        foreign_keys=[("account_id", "accounts", "account_id"),
+                      ("invitation_id", "contact_invitations", "invitation_id")],
+    )
+    db.table("contacts").create_index(["invitation_id"], unique=True)
+    db.table("contacts").create_index(["account_id", "status"])
+    db.table("encounter_marks").create(
+        {"id": int, "encounter_id": str, "kind": str, "at": str, "device_id": str},
+        pk="id", not_null=["encounter_id", "kind", "at", "device_id"],
+        foreign_keys=[("encounter_id", "encounters", "encounter_id")],
+    )
+    db.table("encounter_marks").create_index(["encounter_id", "kind"])
+    # A release is decided from facts at every read; this table only records that it was
+    # announced (feed row, notification) so that happens once per contact and encounter.
+    db.table("releases").create(
+        {"contact_id": str, "encounter_id": str, "released_at": str, "reason": str,
+         "announced_at": str},
+        pk=("contact_id", "encounter_id"),
+        not_null=["released_at", "reason", "announced_at"],
+    )
+    db.table("access_log").create(
+        {"id": int, "encounter_id": str, "contact_id": str, "what": str, "at": str,
+         "leaf_index": int},
+        pk="id", not_null=["encounter_id", "contact_id", "what", "at", "leaf_index"],
+    )
+    db.table("access_log").create_index(["encounter_id", "id"])
+    # Change rows meant for one contact only (kind `released`); NULL for account-wide rows.
+    db.execute("ALTER TABLE changes ADD COLUMN contact_id TEXT")
+    db.table("changes").create_index(["account_id", "contact_id", "id"])
+
+
 MIGRATIONS: Sequence[Migration] = (
     (1, "accounts, devices, login, encounters, chunks, logs, changes", _initial),
+    (2, "contacts, invitations, alert and safe marks, releases, access log", _contacts),
 )
 
 
