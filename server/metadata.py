@@ -21,6 +21,7 @@ from sqlite_utils import Database
 from server.metadata_accounts import AccountQueries
 from server.metadata_changes import ChangeQueries
 from server.metadata_contacts import ContactQueries
+from server.metadata_deletion import DeletionQueries
 from server.metadata_encounters import EncounterQueries
 from server.metadata_log import LogQueries
 from server.metadata_notify import NotifyQueries
@@ -30,7 +31,7 @@ BUSY_TIMEOUT_SECONDS = 30.0
 
 
 class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQueries,
-         ContactQueries):
+         ContactQueries, DeletionQueries):
     """The queries of one transaction; obtained from Store.read() or Store.write()."""
 
     def __init__(self, db: Database) -> None:

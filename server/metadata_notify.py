@@ -47,6 +47,27 @@ class ContactChannels:
     active: bool
 
 
+def create_notification_tables(db: Database) -> None:
+    db.table("notifications").create(
+        {"id": int, "notification_id": str, "contact_id": str, "kind": str, "encounter_id": str,
+         "at": str, "details": str, "dedupe_key": str, "created_at": float, "expanded": int},
+        pk="id", not_null=["notification_id", "contact_id", "kind", "at", "created_at",
+                           "expanded"],
+    )
+    db.table("notifications").create_index(["notification_id"], unique=True)
+    db.table("notifications").create_index(["dedupe_key"], unique=True)  # NULLs never clash
+    db.table("notifications").create_index(["expanded", "id"])
+    db.table("notifications").create_index(["contact_id", "id"])
+    db.table("deliveries").create(
+        {"notification_id": str, "channel": str, "target": str, "state": str, "attempts": int,
+         "next_attempt_at": float, "lease_until": float, "last_error": str,
+         "delivered_at": str},
+        pk=("notification_id", "channel"),
+        not_null=["target", "state", "attempts", "next_attempt_at"],
+    )
+    db.table("deliveries").create_index(["state", "next_attempt_at"])
+
+
 def _notification(row: dict[str, Any]) -> Notification:
     return Notification(row["notification_id"], row["contact_id"], row["kind"],
                         row["encounter_id"], row["at"], json.loads(row["details"] or "{}"))

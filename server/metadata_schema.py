@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 
 from sqlite_utils import Database
 
+from server.metadata_deletion import create_deletion_tables
+from server.metadata_notify import create_notification_tables
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 
@@ -131,9 +134,15 @@ def _contacts(db: Database) -> None:
     db.table("changes").create_index(["account_id", "contact_id", "id"])
 
 
+def _notifications_and_deletions(db: Database) -> None:
+    create_notification_tables(db)
+    create_deletion_tables(db)
+
+
 MIGRATIONS: Sequence[Migration] = (
     (1, "accounts, devices, login, encounters, chunks, logs, changes", _initial),
     (2, "contacts, invitations, alert and safe marks, releases, access log", _contacts),
+    (3, "notification outbox, deletion requests, tombstones", _notifications_and_deletions),
 )
 
 
