@@ -37,9 +37,11 @@ def command(state: Path, *args: str) -> list[str]:
 
 def cli(state: Path, *args: str, env: Mapping[str, str] | None = None,
         stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command(state, *args), cwd=ROOT, env=client_env(env),
-                          input=stdin.decode("latin-1") if stdin is not None else None,
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(command(state, *args), cwd=ROOT, env=client_env(env), input=stdin,
+                          capture_output=True, timeout=timeout)
+    return subprocess.CompletedProcess(done.args, done.returncode,
+                                       done.stdout.decode(errors="replace"),
+                                       done.stderr.decode(errors="replace"))
 
 
 def cli_popen(state: Path, *args: str, env: Mapping[str, str] | None = None
