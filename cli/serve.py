@@ -1,4 +1,4 @@
-"""`safehold serve`, `safehold migrate` (and, with contacts, `safehold worker`)."""
+"""`safehold serve`, `safehold migrate` and `safehold worker`."""
 
 from __future__ import annotations
 
@@ -50,4 +50,14 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    raise CliError("the notification worker arrives with contacts (issue 4)")
+    """Deliver notifications, release by check-in deadline, carry out due deletions (Procfile
+    `worker:`); runs until SIGTERM/SIGINT."""
+    from server.config import ConfigError
+    from server.worker import main
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return main(os.environ)
+    except ConfigError as exc:
+        raise CliError(str(exc))
