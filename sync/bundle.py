@@ -17,7 +17,7 @@ import threading
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 FORMAT = "safehold-bundle/v1"
@@ -103,6 +103,7 @@ class BundleReader:
         self._zip: zipfile.ZipFile | None = None
         self._zip_lock = threading.Lock()
         self._prefix = ""  # a zip made of the folder itself holds "<folder>/manifest.json"
+        self._root = str(path)
         if path.is_dir():
             self._names = self._folder_names(path)
         elif path.is_file() and zipfile.is_zipfile(path):
@@ -148,8 +149,8 @@ class BundleReader:
         return name in self._names
 
     def _safe(self, name: str) -> str:
-        parts = PurePosixPath(name).parts
-        if name not in self._names or ".." in parts or name.startswith("/"):
+        # Only names found inside the bundle are opened; none of them can climb out of it.
+        if name not in self._names or name.startswith("/") or ".." in name.split("/"):
             raise FileNotFoundError(f"{name} is not in the bundle {self.path}")
         return name
 
@@ -159,7 +160,7 @@ class BundleReader:
         if self._zip is not None:
             with self._zip_lock:
                 return self._zip.open(self._prefix + name)
-        return open(self.path / name, "rb")  # noqa: SIM115 - the caller closes it
+        return open(os.path.join(self._root, name), "rb")  # noqa: SIM115 - the caller closes
 
     def read_bytes(self, name: str) -> bytes:
         with self.open(name) as stream:
@@ -184,7 +185,7 @@ class BundleReader:
         name = self._safe(name)
         if self._zip is not None:
             return self._zip.getinfo(self._prefix + name).file_size
-        return (self.path / name).stat().st_size
+        return os.stat(os.path.join(self._root, name)).st_size
 
     def digest(self, name: str) -> tuple[str, int]:
         with self.open(name) as stream:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from crypto.age import Decryptor, Identity
 from crypto.errors import AuthenticationError, CryptoError
 from sync.bundle import READ_BLOCK, BundleReader
 from sync.findings import ERROR, ChunkRecord, Problem, StreamSummary, seq_ranges
-from sync.verify import Verification, default_workers
+from sync.verify import Verification
+from sync.workers import chunksize, process_pool, worker_count
 
 LOG_STREAM = "log"
 Progress = Callable[[int], None]
@@ -88,12 +88,11 @@ def decrypt_bundle(reader: BundleReader, verification: Verification,
         if stream == LOG_STREAM:
             _decrypt_log(reader, chunks, identities, outdir / out.file, out, progress)
         else:
-            _decrypt_media(reader, chunks, identities, outdir / out.file, out,
-                           workers or default_workers(), progress)
+            _decrypt_media(reader, chunks, identities, outdir / out.file, out, workers,
+                           progress)
         problems.extend(_failure_problems(out))
         _record_gaps(out, summaries.get(stream))
         outputs.append(out)
-    _hash_outputs(outdir, outputs, workers or default_workers())
     return outputs, problems
 
 
@@ -124,46 +123,96 @@ def _open_chunk(reader: BundleReader, name: str, identities: Sequence[Identity],
     return written
 
 
-def _decrypt_media(reader: BundleReader, chunks: list[ChunkRecord],
-                   identities: Sequence[Identity], path: Path, out: StreamOutput, workers: int,
-                   progress: Progress | None) -> None:
-    pieces = _plan(chunks)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+_WORKER: dict[str, Any] = {}  # the state of a decrypting worker process
+
+
+def _init_worker(bundle: str, identities: Sequence[Identity], output: str) -> None:
+    _WORKER.update(reader=BundleReader(Path(bundle)), identities=identities,
+                   fd=os.open(output, os.O_WRONLY))
+
+
+def _piece_in_worker(piece: Piece) -> str | None:
+    return _write_piece(_WORKER["reader"], _WORKER["identities"], _WORKER["fd"], piece)
+
+
+def _write_piece(reader: BundleReader, identities: Sequence[Identity], fd: int,
+                 piece: Piece) -> str | None:
+    """Decrypt one chunk to its place in the output; the failure's reason, or None."""
+    position = piece.offset
+
+    def sink(data: bytes) -> None:
+        nonlocal position
+        if position + len(data) > piece.offset + piece.length:  # never spill over
+            raise AuthenticationError("plaintext is longer than its age framing says")
+        os.pwrite(fd, data, position)
+        position += len(data)
+
     try:
-        os.ftruncate(fd, sum(p.length for p in pieces))
+        if _open_chunk(reader, piece.age_file, identities, sink) != piece.length:
+            raise AuthenticationError("plaintext length differs from the age framing")
+    except CryptoError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
-        def one(piece: Piece) -> CryptoError | None:
-            position = piece.offset
 
-            def sink(data: bytes) -> None:
-                nonlocal position
-                if position + len(data) > piece.offset + piece.length:  # never spill over
-                    raise AuthenticationError("plaintext is longer than its age framing says")
-                os.pwrite(fd, data, position)
-                position += len(data)
-
-            try:
-                if _open_chunk(reader, piece.age_file, identities, sink) != piece.length:
-                    raise AuthenticationError("plaintext length differs from the age framing")
-            except CryptoError as exc:
-                return exc
-            finally:
-                if progress is not None:
-                    progress(1)
-            return None
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(one, pieces))
+def _decrypt_media(reader: BundleReader, chunks: list[ChunkRecord],
+                   identities: Sequence[Identity], path: Path, out: StreamOutput,
+                   workers: int | None, progress: Progress | None) -> None:
+    pieces = _plan(chunks)
+    with open(path, "wb") as create:
+        create.truncate(sum(p.length for p in pieces))
+    count = worker_count(len(pieces), workers)
+    pool = None
+    if count == 1:
+        fd = os.open(path, os.O_WRONLY)
+        results: Iterable[str | None] = (_write_piece(reader, identities, fd, p) for p in pieces)
+    else:
+        pool = process_pool(count, _init_worker, (str(reader.path), identities, str(path)))
+        results = pool.map(_piece_in_worker, pieces, chunksize=chunksize(len(pieces), count))
+    failed: list[Piece] = []
+    try:
+        out.sha256 = _hash_in_order(path, pieces, results, failed, progress)
     finally:
-        os.close(fd)
-    kept = [p for p, err in zip(pieces, results, strict=True) if err is None]
-    out.failed = [p.seq for p, err in zip(pieces, results, strict=True) if err is not None]
-    out.pieces = _compact(path, pieces, kept) if out.failed else kept
+        if pool is None:
+            os.close(fd)
+        else:
+            pool.shutdown(cancel_futures=True)
+    kept = [p for p in pieces if p not in failed]
+    out.failed = [p.seq for p in failed]
+    out.pieces = _compact(path, kept) if failed else kept
+    out.size = sum(p.length for p in kept)
     out.closed = bool(chunks) and chunks[-1].final is True and not out.failed
 
 
-def _compact(path: Path, pieces: list[Piece], kept: list[Piece]) -> list[Piece]:
-    """Rewrite `path` without the byte ranges of chunks that failed to decrypt."""
+def _hash_in_order(path: Path, pieces: list[Piece], results: Iterable[str | None],
+                   failed: list[Piece], progress: Progress | None) -> str:
+    """SHA-256 of the output as the pieces land, in order, skipping the ones that failed.
+
+    Runs in the parent while the workers decrypt, so the digest costs no extra pass.
+    """
+    hasher = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY)  # unbuffered: a read-ahead buffer would hold stale bytes
+    try:
+        for piece, error in zip(pieces, results, strict=True):
+            if progress is not None:
+                progress(1)
+            if error is not None:
+                failed.append(piece)
+                continue
+            done = 0
+            while done < piece.length:
+                block = os.pread(fd, min(piece.length - done, READ_BLOCK), piece.offset + done)
+                if not block:
+                    raise OSError(f"{path} is shorter than planned")
+                hasher.update(block)
+                done += len(block)
+    finally:
+        os.close(fd)
+    return hasher.hexdigest()
+
+
+def _compact(path: Path, kept: list[Piece]) -> list[Piece]:
+    """Rewrite `path` with only the kept pieces, in order (failed chunks leave no bytes)."""
     tmp = path.with_name(path.name + ".compact")
     moved: list[Piece] = []
     with open(path, "rb") as src, open(tmp, "wb") as dst:
@@ -183,6 +232,7 @@ def _decrypt_log(reader: BundleReader, chunks: list[ChunkRecord],
                  identities: Sequence[Identity], path: Path, out: StreamOutput,
                  progress: Progress | None) -> None:
     """The event log: one JSON object per chunk, written one per line (small; sequential)."""
+    hasher = hashlib.sha256()
     with open(path, "wb") as dst:
         for chunk in chunks:
             parts: list[bytes] = []
@@ -197,6 +247,8 @@ def _decrypt_log(reader: BundleReader, chunks: list[ChunkRecord],
             entry = b"".join(parts).rstrip(b"\n") + b"\n"
             out.pieces.append(Piece(chunk.seq, dst.tell(), len(entry), chunk.age_file))
             dst.write(entry)
+            hasher.update(entry)
+        out.size, out.sha256 = dst.tell(), hasher.hexdigest()
     out.closed = bool(chunks) and chunks[-1].final is True and not out.failed
 
 
@@ -225,17 +277,3 @@ def _record_gaps(out: StreamOutput, summary: StreamSummary | None) -> None:
         out.gaps.append(Gap(tail, sum(p.length for p in out.pieces), "could not be decrypted"))
     if summary is not None and summary.cut_off:
         out.closed = False
-
-
-def _hash_outputs(outdir: Path, outputs: list[StreamOutput], workers: int) -> None:
-    def one(out: StreamOutput) -> None:
-        hasher = hashlib.sha256()
-        size = 0
-        with open(outdir / out.file, "rb") as stream:
-            while block := stream.read(READ_BLOCK):
-                hasher.update(block)
-                size += len(block)
-        out.sha256, out.size = hasher.hexdigest(), size
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(one, outputs))

@@ -123,9 +123,22 @@ def build_report(v: Verification, outputs: list[StreamOutput], problems: list[Pr
     }
 
 
+def report_json(report: dict[str, Any]) -> str:
+    """JSON with one top-level field, and one row of each list, per line: readable and diffable,
+    and fast (json's indent mode is pure Python; this uses its C encoder per row)."""
+    fields = []
+    for key, value in report.items():
+        if isinstance(value, list) and value:
+            rows = ",\n    ".join(json.dumps(row, sort_keys=True) for row in value)
+            fields.append(f"  {json.dumps(key)}: [\n    {rows}\n  ]")
+        else:
+            fields.append(f"  {json.dumps(key)}: {json.dumps(value, sort_keys=True)}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"
+
+
 def write_report(report: dict[str, Any], outdir: Path) -> None:
     """report.json, report.html, and SHA256SUMS covering every output and both reports."""
-    (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (outdir / "report.json").write_text(report_json(report), encoding="utf-8")
     (outdir / "report.html").write_text(render_html(report), encoding="utf-8")
     sums = {o["file"]: o["sha256"] for o in report["outputs"]}
     for name in ("report.json", "report.html"):

@@ -15,11 +15,10 @@ Errors mean alteration, forgery or inconsistency; warnings (gaps, cut-offs) do n
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from crypto.checkpoint import Checkpoint
@@ -31,11 +30,20 @@ from sync.bundle import (
     LEAVES,
     MANIFEST,
     BundleReader,
+    ChunkEntry,
     chunk_path,
 )
 from sync.findings import ERROR, WARNING, ChunkRecord, Problem, StreamSummary, Trust, seq_ranges
 from sync.verify_chunks import CheckpointCache, ChunkContext, ChunkOutcome, check_chunk
-from sync.verify_log import LogView, check_access_file, check_consistency, load_log, load_trust
+from sync.verify_log import (
+    LogView,
+    check_access_file,
+    check_consistency,
+    classify_leaves,
+    load_log,
+    load_trust,
+)
+from sync.workers import chunksize, process_pool, worker_count
 
 KNOWN_FILES = {MANIFEST, LEAVES, CHECKPOINT, CONSISTENCY, ACCESS}
 Progress = Callable[[int], None]  # called with the number of chunks just checked
@@ -68,10 +76,6 @@ class Verification:
         return not self.errors
 
 
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
-
-
 def verify_bundle(reader: BundleReader, workers: int | None = None,
                   progress: Progress | None = None) -> Verification:
     result = Verification(str(reader.path))
@@ -80,34 +84,58 @@ def verify_bundle(reader: BundleReader, workers: int | None = None,
         return result
     result.trust = trust
     view = load_log(reader, trust, result.problems)
-    result.checkpoint, result.access = view.checkpoint, view.access
     entries, strays = reader.chunk_entries()
-    ctx = ChunkContext(reader, trust, CheckpointCache(trust.server_key),
-                       view.index_of if view.root_ok else None)
-    for outcome in _check_all(ctx, entries, workers or default_workers(), progress):
+    outcomes = _check_all(reader, trust, entries, workers, progress)
+    # A leaf that is byte for byte a descriptor already verified needs no second check.
+    known = {o.note: o.descriptor for o in outcomes if o.note is not None and o.descriptor}
+    classify_leaves(view, trust, known, result.problems)
+    result.checkpoint, result.access = view.checkpoint, view.access
+    for outcome in outcomes:
+        outcome.settle(view.index_of if view.root_ok else None)
         result.chunks.append(outcome.record)
         result.problems.extend(outcome.problems)
         result.inputs.update(outcome.digests)
     check_consistency(reader, view, _receipt_roots(result.chunks), result.problems)
-    _check_log_against_bundle(view, result)
+    notes = {(o.record.stream, o.record.seq): o.note for o in outcomes}
+    _check_log_against_bundle(view, notes, result)
     check_access_file(reader, view, result.problems)
     result.streams = summarize_streams(view, result.chunks, result.problems)
     _hash_remaining_inputs(reader, result, strays)
     return result
 
 
-def _check_all(ctx: ChunkContext, entries: list[Any], workers: int,
-               progress: Progress | None) -> list[ChunkOutcome]:
-    def one(entry: Any) -> ChunkOutcome:
-        outcome = check_chunk(ctx, entry)
-        if progress is not None:
-            progress(1)
-        return outcome
+_WORKER: dict[str, ChunkContext] = {}  # the context of a worker process
 
-    if workers == 1:
-        return [one(e) for e in entries]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, entries))
+
+def _init_worker(path: str, trust: Trust) -> None:
+    _WORKER["ctx"] = ChunkContext(BundleReader(Path(path)), trust,
+                                  CheckpointCache(trust.server_key))
+
+
+def _check_in_worker(entry: ChunkEntry) -> ChunkOutcome:
+    return check_chunk(_WORKER["ctx"], entry)
+
+
+def _check_all(reader: BundleReader, trust: Trust, entries: list[ChunkEntry],
+               workers: int | None, progress: Progress | None) -> list[ChunkOutcome]:
+    count = worker_count(len(entries), workers)
+    outcomes: list[ChunkOutcome] = []
+    if count == 1:
+        ctx = ChunkContext(reader, trust, CheckpointCache(trust.server_key))
+        results: Iterable[ChunkOutcome] = (check_chunk(ctx, e) for e in entries)
+        pool = None
+    else:
+        pool = process_pool(count, _init_worker, (str(reader.path), trust))
+        results = pool.map(_check_in_worker, entries, chunksize=chunksize(len(entries), count))
+    try:
+        for outcome in results:
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(1)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return outcomes
 
 
 def _receipt_roots(chunks: list[ChunkRecord]) -> dict[int, set[bytes]]:
@@ -118,10 +146,12 @@ def _receipt_roots(chunks: list[ChunkRecord]) -> dict[int, set[bytes]]:
     return dict(roots)
 
 
-def _check_log_against_bundle(view: LogView, result: Verification) -> None:
-    """Every chunk the server logged must be in the bundle; a chunk logged twice is a fork."""
+def _check_log_against_bundle(view: LogView, notes: dict[tuple[str, int], bytes | None],
+                              result: Verification) -> None:
+    """Every chunk the server logged must be in the bundle, intact; a chunk logged twice is a
+    fork. Intact: the very descriptor the log holds, and an age file that passed its checks."""
     files = {(c.stream, c.seq) for c in result.chunks if c.age_file in result.inputs}
-    intact = {(c.stream, c.seq) for c in result.chunks if c.sound}
+    bad = {p.file for p in result.errors if p.file and p.file.endswith(".age")}
     first_leaf: dict[tuple[str, int], int] = {}
     for index, desc in sorted(view.chunks.items()):
         place = (desc.stream, desc.seq)
@@ -141,7 +171,7 @@ def _check_log_against_bundle(view: LogView, result: Verification) -> None:
                 ERROR, "removed", f"{path} is not in the bundle, but the server's log holds "
                 f"{desc.stream} seq {desc.seq} (leaf {index}): it was removed or withheld",
                 path, desc.stream, desc.seq))
-        elif place not in intact:
+        elif notes.get(place) != view.leaves[index] or path in bad:
             result.problems.append(Problem(
                 ERROR, "replaced", f"{path}: the bundle holds no intact copy of {desc.stream} "
                 f"seq {desc.seq}, which the server's log holds (leaf {index})",

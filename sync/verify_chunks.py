@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from crypto.age import read_header, read_slot
+from crypto.age import read_header
 from crypto.checkpoint import Checkpoint, open_checkpoint
 from crypto.descriptor import ChunkDescriptor, open_descriptor
 from crypto.errors import BadProof, BadSignature, CryptoError, MalformedError
@@ -83,19 +83,44 @@ class CheckpointCache:
 
 @dataclass
 class ChunkContext:
-    """What every chunk check needs; shared read-only by the worker threads."""
+    """What every chunk check needs; one per worker process."""
 
     reader: BundleReader
     trust: Trust
     checkpoints: CheckpointCache
-    log_index: dict[bytes, int] | None  # chunk leaf bytes -> leaf index; None if log unusable
 
 
 @dataclass
 class ChunkOutcome:
+    """The result of checking one chunk: small and picklable (it crosses process borders)."""
+
     record: ChunkRecord
     problems: list[Problem] = field(default_factory=list)
     digests: dict[str, tuple[str, int]] = field(default_factory=dict)  # file -> sha256, size
+    note: bytes | None = None  # the descriptor file, if its signature verified
+    descriptor: ChunkDescriptor | None = None
+
+    def settle(self, log_index: dict[bytes, int] | None) -> None:
+        """Check against the log (known only to the parent) and decide whether it is sound."""
+        if log_index is not None and self.note is not None:
+            self._check_log_membership(log_index)
+        self.record.sound = not any(p.severity == ERROR for p in self.problems)
+
+    def _check_log_membership(self, log_index: dict[bytes, int]) -> None:
+        rec = self.record
+        assert self.note is not None
+        index = log_index.get(self.note)
+        descriptor_file = rec.age_file.removesuffix(AGE_SUFFIX) + DESCRIPTOR_SUFFIX
+        if index is None:
+            self.problems.append(Problem(
+                ERROR, "not_in_log", f"{descriptor_file}: is not a leaf of this encounter's log "
+                "(log/leaves.jsonl): the server never witnessed this chunk", descriptor_file,
+                rec.stream, rec.seq))
+        elif rec.leaf_index is not None and rec.leaf_index != index:
+            receipt_file = rec.age_file.removesuffix(AGE_SUFFIX) + RECEIPT_SUFFIX
+            self.problems.append(Problem(
+                ERROR, "inclusion_proof", f"{receipt_file}: says leaf {rec.leaf_index}, but the "
+                f"log holds this descriptor at leaf {index}", receipt_file, rec.stream, rec.seq))
 
 
 class _ChunkCheck:
@@ -129,13 +154,12 @@ class _ChunkCheck:
         if AGE_SUFFIX in files:
             self.check_age(desc)
         if note is not None and desc is not None:
-            self.check_log_membership(note)
+            self.out.note, self.out.descriptor = note, desc
             if RECEIPT_SUFFIX in files:
                 self.check_receipt(note)
             else:
                 self.problem(WARNING, "missing_receipt", self.entry.receipt,
                              "is missing; the log still proves the chunk was received")
-        self.out.record.sound = not any(p.severity == ERROR for p in self.out.problems)
         return self.out
 
     def check_descriptor(self, data: bytes) -> ChunkDescriptor | None:
@@ -185,8 +209,8 @@ class _ChunkCheck:
     def check_slot(self, head: bytes, desc: ChunkDescriptor | None) -> None:
         name = self.entry.age
         try:
-            slot = read_slot(head)
-            offset = read_header(head).payload_offset
+            header = read_header(head)
+            slot, offset = header.slot, header.payload_offset
         except CryptoError as exc:
             self.error("not_age", name, f"is not a readable age file ({exc})")
             return
@@ -205,13 +229,6 @@ class _ChunkCheck:
         elif desc is not None and slot.final != desc.final:
             self.error("slot", name, f"its slot stanza says final={slot.final} but its "
                        f"descriptor says final={desc.final}")
-
-    def check_log_membership(self, note: bytes) -> None:
-        log_index = self.ctx.log_index
-        if log_index is not None and note not in log_index:
-            self.error("not_in_log", self.entry.descriptor,
-                       "is not a leaf of this encounter's log (log/leaves.jsonl): the server "
-                       "never witnessed this chunk")
 
     def check_receipt(self, note: bytes) -> None:
         name = self.entry.receipt
@@ -252,10 +269,6 @@ class _ChunkCheck:
                        f"{size} ({exc})")
             return
         self.out.record.receipt_root = checkpoint.root
-        log_index = self.ctx.log_index
-        if log_index is not None and log_index.get(note, index) != index:
-            self.error("inclusion_proof", name, f"says leaf {index}, but the log holds this "
-                       f"descriptor at leaf {log_index[note]}")
 
 
 def _receipt_fields(receipt: object) -> tuple[int, int, list[bytes], str]:

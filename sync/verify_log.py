@@ -102,6 +102,7 @@ class LogView:
     """The server's log of the encounter as the bundle holds it, and what it says."""
 
     checkpoint: Checkpoint | None = None
+    leaves: list[bytes] = field(default_factory=list)
     leaf_hashes: list[bytes] = field(default_factory=list)
     root_ok: bool = False  # the leaves hash to the root the server signed
     chunks: dict[int, ChunkDescriptor] = field(default_factory=dict)  # leaf index -> descriptor
@@ -110,11 +111,13 @@ class LogView:
 
 
 def load_log(reader: BundleReader, trust: Trust, problems: list[Problem]) -> LogView:
+    """The latest checkpoint and the leaves, checked against each other (leaves not parsed)."""
     view = LogView()
     view.checkpoint = _latest_checkpoint(reader, trust, problems)
     leaves = _read_leaves(reader, problems)
     if leaves is None:
         return view
+    view.leaves = leaves
     view.leaf_hashes = [leaf_hash(leaf) for leaf in leaves]
     cp = view.checkpoint
     if cp is not None:
@@ -126,9 +129,16 @@ def load_log(reader: BundleReader, trust: Trust, problems: list[Problem]) -> Log
                    f"server signed in {CHECKPOINT}: the log was altered")
         else:
             view.root_ok = True
-    for index, leaf in enumerate(leaves):
-        _classify_leaf(index, leaf, trust, view, problems)
     return view
+
+
+Known = dict[bytes, ChunkDescriptor]  # descriptor notes whose device signature already verified
+
+
+def classify_leaves(view: LogView, trust: Trust, known: Known, problems: list[Problem]) -> None:
+    """Parse and check every leaf: chunk descriptors (device-signed) and access entries."""
+    for index, leaf in enumerate(view.leaves):
+        _classify_leaf(index, leaf, trust, view, known, problems)
 
 
 def _latest_checkpoint(reader: BundleReader, trust: Trust,
@@ -169,7 +179,7 @@ def _read_leaves(reader: BundleReader, problems: list[Problem]) -> list[bytes] |
     return leaves
 
 
-def _classify_leaf(index: int, leaf: bytes, trust: Trust, view: LogView,
+def _classify_leaf(index: int, leaf: bytes, trust: Trust, view: LogView, known: Known,
                    problems: list[Problem]) -> None:
     where = f"{LEAVES} leaf {index}"
     try:
@@ -180,7 +190,7 @@ def _classify_leaf(index: int, leaf: bytes, trust: Trust, view: LogView,
     kind = text.split("\n", 1)[0]
     if kind == CHUNK_KIND:
         try:
-            desc, _device = open_device_descriptor(text, trust.devices)
+            desc = known.get(leaf) or open_device_descriptor(text, trust.devices)[0]
         except CryptoError as exc:
             _error(problems, "log_leaf", LEAVES, f"{where}: chunk descriptor does not verify "
                    f"against the device keys in {MANIFEST} ({exc})")

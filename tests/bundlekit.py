@@ -50,17 +50,19 @@ class Witness:
     def verifier(self) -> str:
         return verifier_key(self.signing_key)
 
+    hashes: dict[str, list[bytes]] = field(default_factory=dict)  # leaf hashes, kept as we go
+
     def checkpoint(self, encounter: str, size: int | None = None) -> str:
-        leaves = self.logs.get(encounter, [])
-        size = len(leaves) if size is None else size
-        hashes = [leaf_hash(leaf) for leaf in leaves[:size]]
-        cp = Checkpoint(encounter_origin(self.name, encounter), size, root_hash(hashes))
+        hashes = self.hashes.get(encounter, [])
+        size = len(hashes) if size is None else size
+        cp = Checkpoint(encounter_origin(self.name, encounter), size, root_hash(hashes[:size]))
         return sign_checkpoint(cp, self.signing_key)
 
     def append(self, encounter: str, leaf: bytes, when: datetime) -> dict[str, Any]:
         leaves = self.logs.setdefault(encounter, [])
         leaves.append(leaf)
-        hashes = [leaf_hash(x) for x in leaves]
+        hashes = self.hashes.setdefault(encounter, [])
+        hashes.append(leaf_hash(leaf))
         proof = [] if self.fast_proofs else inclusion_proof(len(leaves) - 1, hashes)
         return {"leaf_index": len(leaves) - 1, "tree_size": len(leaves),
                 "checkpoint": self.checkpoint(encounter),

@@ -203,3 +203,21 @@ def test_a_zipped_bundle_decrypts_the_same(sound: Scenario, decrypted: Path,
     assert result.returncode == 0, result.stderr
     for name in ("audio.bin", "video.bin", "log.jsonl"):
         assert (out / name).read_bytes() == (decrypted / name).read_bytes()
+
+
+def test_many_chunks_decrypt_on_every_core_to_the_same_bytes(tmp_path: Path) -> None:
+    # 60 chunks, so decrypt hands them to worker processes; two cannot be opened by the key.
+    audio = os.urandom(60 * 1000 + 17)
+    other = age.recipient_of(age.generate_identity())
+    many = scenario(tmp_path / "many", {"audio": audio}, chunk_bytes=1000,
+                    sealed_to={("audio", 7): [other], ("audio", 33): [other]})
+    out = tmp_path / "out"
+    result = run_cli("decrypt", many.bundle, "-i", key_file(tmp_path, many.identity), "-o", out)
+    assert result.returncode == 1, result.stderr
+    expected = audio[:7000] + audio[8000:33000] + audio[34000:]
+    assert (out / "audio.bin").read_bytes() == expected
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"][0]["sha256"] == sha256(expected)
+    assert report["streams"][0]["output"]["gaps"] == [
+        {"missing": [7], "at_offset": 7000, "reason": "could not be decrypted"},
+        {"missing": [33], "at_offset": 32000, "reason": "could not be decrypted"}]

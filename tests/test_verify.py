@@ -111,3 +111,20 @@ def test_files_outside_the_format_are_warned_about_not_trusted(sound: Scenario,
     assert result.returncode == 0, result.stdout
     assert "notes.txt is not part of the bundle format (not checked)" in result.stdout
     assert "chunks/audio/1.age is not part of the bundle format (not checked)" in result.stdout
+
+
+def test_several_processes_find_exactly_what_one_finds(tmp_path: Path) -> None:
+    # 48 chunks: enough for verify to use worker processes (small bundles stay in-process).
+    many = scenario(tmp_path / "many", {"audio": os.urandom(48 * 512)}, chunk_bytes=512)
+    chunk = many.bundle / "chunks/audio/00000031.age"
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"\x00")
+    (many.bundle / "chunks/audio/00000040.receipt.json").write_text("{}")
+    with BundleReader(many.bundle) as reader:
+        alone, pooled = verify_bundle(reader, workers=1), verify_bundle(reader, workers=3)
+    assert [p.to_json() for p in pooled.problems] == [p.to_json() for p in alone.problems]
+    assert [c.to_json() for c in pooled.chunks] == [c.to_json() for c in alone.chunks]
+    assert pooled.inputs == alone.inputs
+    assert {(p.check, p.file) for p in pooled.errors} == {
+        ("chunk_digest", "chunks/audio/00000031.age"),
+        ("receipt_malformed", "chunks/audio/00000040.receipt.json"),
+        ("replaced", "chunks/audio/00000031.age")}

@@ -38,7 +38,7 @@ class LatestCheckpoint(MethodView):
         return {"tree_size": found.tree_size, "checkpoint": found.note}
 
 
-@blp.route("/checkpoints/<int:size>")
+@blp.route("/checkpoints/<int(max=9223372036854775807):size>")
 class CheckpointAtSize(MethodView):
     @device_endpoint(blp)
     @refusals(blp, 404)
