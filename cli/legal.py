@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import shutil
 import sys
@@ -13,14 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
+from cli.identity import load_identities
 from crypto import age
-from crypto.errors import CryptoError
 from sync.bundle import MANIFEST, BundleError, BundleReader
 from sync.decrypt import decrypt_bundle
 from sync.report import build_report, verification_text, write_report
 from sync.verify import Verification, verify_bundle
-
-PASSPHRASE_ENV = "SAFEHOLD_PASSPHRASE"  # noqa: S105 - a variable's name; people are asked
 
 
 @contextmanager
@@ -55,34 +52,6 @@ def verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_VERIFY
 
 
-# ---------------------------------------------------------------- identities
-
-
-def load_identities(path: Path) -> list[age.Identity]:
-    """The X25519 identities in an age identity file, asking for its passphrase if it has one."""
-    data = path.read_bytes()
-    if data.startswith(b"age-encryption.org/v1\n") or data.lstrip().startswith(
-            b"-----BEGIN AGE ENCRYPTED FILE-----"):
-        passphrase = os.environ.get(PASSPHRASE_ENV)
-        if passphrase is None:
-            if not sys.stdin.isatty():
-                raise CliError(f"{path} is passphrase-protected; run in a terminal to be asked "
-                               f"for the passphrase, or set {PASSPHRASE_ENV}")
-            passphrase = getpass.getpass(f"Passphrase for {path}: ")
-        try:
-            data = age.decrypt(data, [age.Passphrase(passphrase)])
-        except CryptoError as exc:
-            raise CliError(f"cannot open {path}: wrong passphrase or damaged file ({exc})",
-                           EXIT_VERIFY)
-    try:
-        identities = age.parse_identity_file(data.decode("utf-8"))
-    except (UnicodeDecodeError, CryptoError) as exc:
-        raise CliError(f"{path} is not an age identity file ({exc})")
-    if not identities:
-        raise CliError(f"{path} holds no AGE-SECRET-KEY-1... identity")
-    return list(identities)
-
-
 # ---------------------------------------------------------------- decrypt
 
 
@@ -97,6 +66,8 @@ def _staging_dir(outdir: Path) -> Path:
 
 def decrypt(args: argparse.Namespace) -> int:
     identities = load_identities(args.identity)
+    if not identities:
+        raise CliError(f"{args.identity} holds no AGE-SECRET-KEY-1... identity")
     with open_bundle(args.bundle) as reader:
         staging = _staging_dir(args.output)
         try:
