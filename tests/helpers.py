@@ -94,7 +94,7 @@ class ServerProcess:
             try:
                 if requests.get(self.url + "/v1/server", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy starting
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"server did not start in {timeout}s:\n{self.output()}")

@@ -105,12 +105,6 @@ def test_migrate_command_creates_and_then_keeps_the_schema(tmp_path: Path) -> No
     assert db.execute("SELECT version FROM migrations").fetchall() == [(1,)]
 
 
-def test_worker_command_says_it_is_not_there_yet() -> None:
-    result = subprocess.run([PYTHON, "-m", "cli.main", "worker"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 2 and "issue 4" in result.stderr
-
-
 def test_gunicorn_serves_the_same_app(make_server) -> None:
     server = make_server(kind="gunicorn")
     response = requests.get(server.url + "/v1/nothing-here", timeout=5)
