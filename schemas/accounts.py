@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.common import (
     AGE_RECIPIENT_PATTERN,
@@ -34,8 +36,18 @@ class RegisterResponseSchema(Schema):
     device_id = fields.String(required=True)
 
 
+def _one_subject(data: dict[str, Any]) -> None:
+    if ("device_id" in data) == ("contact_id" in data):
+        raise ValidationError("give exactly one of device_id and contact_id")
+
+
 class ChallengeRequestSchema(Schema):
-    device_id = uuid_field("the device that wants to log in", required=True)
+    device_id = uuid_field("the device that wants to log in")
+    contact_id = uuid_field("or: the trusted contact that wants to log in")
+
+    @validates_schema
+    def _subject(self, data: dict[str, Any], **kwargs: Any) -> None:
+        _one_subject(data)
 
 
 class ChallengeResponseSchema(Schema):
@@ -44,12 +56,18 @@ class ChallengeResponseSchema(Schema):
 
 
 class TokenRequestSchema(Schema):
-    device_id = uuid_field("the device logging in", required=True)
+    device_id = uuid_field("the device logging in")
+    contact_id = uuid_field("or: the trusted contact logging in")
     challenge = fields.String(
         required=True, validate=validate.Regexp(CHALLENGE_PATTERN, error="not a challenge"),
         metadata={"description": "the challenge exactly as received"},
     )
-    signature = signature_field("device key's signature over the login statement", required=True)
+    signature = signature_field("device (or contact) key's signature over the login statement",
+                                required=True)
+
+    @validates_schema
+    def _subject(self, data: dict[str, Any], **kwargs: Any) -> None:
+        _one_subject(data)
 
 
 class TokenResponseSchema(Schema):

@@ -10,6 +10,7 @@ from __future__ import annotations
 REGISTER_TAG = "safehold-register/v1"
 LOGIN_TAG = "safehold-login/v1"
 ADD_DEVICE_TAG = "safehold-add-device/v1"
+ACCEPT_INVITATION_TAG = "safehold-accept-invitation/v1"
 
 
 def _lines(*lines: str) -> bytes:
@@ -33,3 +34,15 @@ def login_statement(server_name: str, device_id: str, challenge: str) -> bytes:
 def add_device_statement(server_name: str, device_id: str, code: str) -> bytes:
     """Signed by the new device's key in POST /v1/devices (the code names the account)."""
     return _lines(ADD_DEVICE_TAG, server_name, device_id, code)
+
+
+def contact_login_statement(server_name: str, contact_id: str, challenge: str) -> bytes:
+    """Signed by a trusted contact's key in POST /v1/auth/token; the action word differs from a
+    device's, so neither signature can stand in for the other."""
+    return _lines(LOGIN_TAG, server_name, "contact-login", contact_id, challenge)
+
+
+def accept_invitation_statement(server_name: str, invitation_id: str, age_recipient: str,
+                                contact_key: str) -> bytes:
+    """Signed by the contact's new key in POST /v1/invitations/{id}/accept."""
+    return _lines(ACCEPT_INVITATION_TAG, server_name, invitation_id, age_recipient, contact_key)

@@ -1,31 +1,48 @@
 """Who may see and write what. Every encounter lookup in the API goes through here.
 
-Today only the owner's devices may read or write an encounter. Trusted contacts (issue 4) get
-read access by release policy: add that rule to `may_read` and nothing else needs to change.
-Anyone else is told "not found", exactly as for an encounter that does not exist, so ids can't
-be probed.
+- The account's own devices read and write its encounters.
+- A trusted contact reads an encounter only while its release policy says so (server/release.py,
+  decided now from stored facts); it never writes. Each read it makes is then recorded in the
+  access log and the encounter's Merkle log (server/access_log.py, after the response is made).
+- Anyone else — another account, a contact before release, a revoked contact — is told "not
+  found", exactly as for an encounter that does not exist, so ids can't be probed.
 """
 
 from __future__ import annotations
 
-from server.auth import Caller
+from flask import g, has_request_context
+
+from server.auth import CONTACT, DEVICE, Caller
+from server.context import services
 from server.errors import not_found
 from server.metadata import Tx
 from server.metadata_encounters import Encounter
+from server.release import encounter_release
+
+CONTACT_READ = "safehold_contact_read"  # flask.g attribute: the encounter a contact read
 
 
-def may_read(caller: Caller, encounter: Encounter) -> bool:
-    return caller.kind == "device" and caller.account_id == encounter.account_id
+def may_read(tx: Tx, caller: Caller, encounter: Encounter, now: float) -> bool:
+    if caller.kind == DEVICE:
+        return caller.account_id == encounter.account_id
+    if caller.kind == CONTACT:
+        contact = tx.contact(caller.contact_id)
+        return contact is not None and encounter_release(tx, contact, encounter, now) is not None
+    return False
 
 
 def may_write(caller: Caller, encounter: Encounter) -> bool:
-    return caller.kind == "device" and caller.account_id == encounter.account_id
+    return caller.kind == DEVICE and caller.account_id == encounter.account_id
 
 
-def readable_encounter(tx: Tx, caller: Caller, encounter_id: str) -> Encounter:
+def readable_encounter(tx: Tx, caller: Caller, encounter_id: str,
+                       now: float | None = None) -> Encounter:
     encounter = tx.encounter(encounter_id)
-    if encounter is None or not may_read(caller, encounter):
+    when = services().now() if now is None else now
+    if encounter is None or not may_read(tx, caller, encounter, when):
         raise not_found()
+    if caller.kind == CONTACT and has_request_context():
+        setattr(g, CONTACT_READ, encounter_id)  # server/access_log.py records it
     return encounter
 
 

@@ -6,6 +6,10 @@
   action word bind the signature to this server and to logging in.
 - A token is `<id>.<secret>`: the id finds the row, the secret's SHA-256 is compared with
   hmac.compare_digest. The database never holds a usable token.
+- Trusted contacts log in the same way with their own key (`contact_id` instead of
+  `device_id`, action word `contact-login`). Their challenges and tokens are stored under the
+  subject `contact:<contact id>`, which no device id (a UUID) can equal.
+- Times come from Services.now(), so tests can move the clock past a token's expiry.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import binascii
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,7 +27,7 @@ from flask import request
 from crypto.errors import CryptoError
 from crypto.signing import verify_raw
 from schemas.common import format_time
-from schemas.statements import login_statement
+from schemas.statements import contact_login_statement, login_statement
 from server.context import Services
 from server.errors import ApiError
 from server.metadata_accounts import TokenRecord
@@ -33,15 +36,26 @@ from server.ratelimit import retry_after_header
 TOKEN_ID_BYTES = 12
 TOKEN_SECRET_BYTES = 32
 CHALLENGE_BYTES = 32
+CONTACT_SUBJECT = "contact:"
+DEVICE, CONTACT = "device", "contact"
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is making the request. Contacts (issue 4) will add their own kind."""
+    """Who is making the request: one of an account's devices, or a trusted contact."""
 
-    kind: str
-    device_id: str
-    account_id: str
+    kind: str  # DEVICE | CONTACT
+    device_id: str  # a device's id; for a contact, the contact's id
+    account_id: str  # the account; for a contact, the account of the owner who invited it
+
+    @property
+    def contact_id(self) -> str:
+        assert self.kind == CONTACT
+        return self.device_id
+
+
+def _subject(device_id: str | None, contact_id: str | None) -> str:
+    return device_id if device_id is not None else CONTACT_SUBJECT + str(contact_id)
 
 
 def sha256_hex(text: str) -> str:
@@ -52,14 +66,19 @@ def iso(unix_time: float) -> str:
     return format_time(datetime.fromtimestamp(unix_time, UTC))
 
 
-def issue_challenge(svc: Services, device_id: str) -> tuple[str, str]:
-    """A fresh challenge and its expiry; stored only when the device exists (no enumeration)."""
-    now = time.time()
+def issue_challenge(svc: Services, device_id: str | None,
+                    contact_id: str | None = None) -> tuple[str, str]:
+    """A fresh challenge and its expiry; stored only when the device (or contact) exists, but
+    answered the same either way (no enumeration)."""
+    now = svc.now()
     challenge = base64.b64encode(secrets.token_bytes(CHALLENGE_BYTES)).decode("ascii")
     expires = now + svc.config["CHALLENGE_TTL_SECONDS"]
     with svc.store.write() as tx:
-        if tx.device(device_id) is not None:
-            tx.insert_challenge(sha256_hex(challenge), device_id, expires, now)
+        known = tx.device(device_id) if device_id is not None \
+            else tx.contact(str(contact_id))
+        if known is not None:
+            tx.insert_challenge(sha256_hex(challenge), _subject(device_id, contact_id),
+                                expires, now)
     return challenge, iso(expires)
 
 
@@ -69,25 +88,39 @@ def _login_refused() -> ApiError:
                     headers={"WWW-Authenticate": "Bearer"})
 
 
-def issue_token(svc: Services, device_id: str, challenge: str,
-                signature_b64: str) -> tuple[str, str]:
-    now = time.time()
-    with svc.store.write() as tx:  # the challenge is consumed even when the login fails
-        fresh = tx.take_challenge(sha256_hex(challenge), device_id, now)
+def _login_key(svc: Services, device_id: str | None, contact_id: str | None,
+               challenge: str) -> tuple[str, str, bytes] | None:
+    """(verifier key, account id, signed statement) of the subject logging in; None if unknown."""
     with svc.store.read() as tx:
-        device = tx.device(device_id)
-    if not fresh or device is None:
+        if device_id is not None:
+            device = tx.device(device_id)
+            return None if device is None else (
+                device.device_key, device.account_id,
+                login_statement(svc.server_name, device_id, challenge))
+        contact = tx.contact(str(contact_id))
+        return None if contact is None else (
+            contact.contact_key, contact.account_id,
+            contact_login_statement(svc.server_name, str(contact_id), challenge))
+
+
+def issue_token(svc: Services, device_id: str | None, challenge: str, signature_b64: str,
+                contact_id: str | None = None) -> tuple[str, str]:
+    now = svc.now()
+    subject = _subject(device_id, contact_id)
+    with svc.store.write() as tx:  # the challenge is consumed even when the login fails
+        fresh = tx.take_challenge(sha256_hex(challenge), subject, now)
+    found = _login_key(svc, device_id, contact_id, challenge)
+    if not fresh or found is None:
         raise _login_refused()
+    key, account_id, statement = found
     try:
-        signature = base64.b64decode(signature_b64, validate=True)
-        verify_raw(login_statement(svc.server_name, device_id, challenge), signature,
-                   device.device_key)
+        verify_raw(statement, base64.b64decode(signature_b64, validate=True), key)
     except (CryptoError, binascii.Error, ValueError):
         raise _login_refused()
     token_id = secrets.token_urlsafe(TOKEN_ID_BYTES)
     secret = secrets.token_urlsafe(TOKEN_SECRET_BYTES)
     expires = now + svc.config["TOKEN_TTL_SECONDS"]
-    record = TokenRecord(token_id, sha256_hex(secret), device_id, device.account_id, expires)
+    record = TokenRecord(token_id, sha256_hex(secret), subject, account_id, expires)
     with svc.store.write() as tx:
         tx.insert_token(record, iso(now), now)
     return f"{token_id}.{secret}", iso(expires)
@@ -110,17 +143,25 @@ def _invalid_token() -> ApiError:
                     "log in again.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def authenticate(svc: Services) -> Caller:
-    """The device behind the request's bearer token, after its rate limit; else 401/429."""
+def authenticate(svc: Services, allow_contacts: bool = False) -> Caller:
+    """The device (or, if allowed, the trusted contact) behind the request's bearer token,
+    after its rate limit; else 401/429, or 403 for a contact where only devices may act."""
     token_id, _, secret = _bearer_token().partition(".")
     with svc.store.read() as tx:
         record = tx.token(token_id) if token_id and secret else None
-    if record is None or record.expires_at < time.time():
+    if record is None or record.expires_at < svc.now():
         raise _invalid_token()
     if not hmac.compare_digest(sha256_hex(secret), record.secret_hash):
         raise _invalid_token()
     enforce_rate_limit(svc, f"device:{record.device_id}")
-    return Caller("device", record.device_id, record.account_id)
+    if record.device_id.startswith(CONTACT_SUBJECT):
+        caller = Caller(CONTACT, record.device_id[len(CONTACT_SUBJECT):], record.account_id)
+    else:
+        caller = Caller(DEVICE, record.device_id, record.account_id)
+    if caller.kind == CONTACT and not allow_contacts:
+        raise ApiError(403, "devices_only", "Only the account's own devices may do this; a "
+                       "trusted contact can read what was released to it.")
+    return caller
 
 
 def enforce_rate_limit(svc: Services, key: str) -> None:

@@ -6,15 +6,15 @@ checkpoint and consistency proofs can start from size 0.
 
 from __future__ import annotations
 
-import time
-
 from crypto.checkpoint import Checkpoint, encounter_origin, sign_checkpoint
 from crypto.merkle import EMPTY_ROOT
 from server.auth import Caller, iso
 from server.context import Services
 from server.errors import ApiError
+from server.metadata_contacts import ACTIVE
 from server.metadata_encounters import Encounter
 from server.metadata_log import StoredCheckpoint
+from server.release import IMMEDIATE, announce_releases
 
 
 def log_origin(server_name: str, encounter_id: str) -> str:
@@ -30,7 +30,8 @@ def signed_checkpoint(svc: Services, encounter_id: str, size: int,
 def put_encounter(svc: Services, caller: Caller, encounter_id: str,
                   started_at: str) -> tuple[Encounter, bool]:
     """(encounter, created). An existing one of the caller's account is returned unchanged."""
-    now = iso(time.time())
+    unix_now = svc.now()
+    now = iso(unix_now)
     with svc.store.write() as tx:
         existing = tx.encounter(encounter_id)
         if existing is not None:
@@ -44,4 +45,7 @@ def put_encounter(svc: Services, caller: Caller, encounter_id: str,
         tx.insert_checkpoint(encounter_id, signed_checkpoint(svc, encounter_id, 0, EMPTY_ROOT),
                              now)
         tx.insert_change(caller.account_id, "encounter_created", now, encounter_id)
+        # Contacts who may follow recordings live hear of this one at once.
+        announce_releases(tx, unix_now, [c for c in tx.contacts_of(caller.account_id, ACTIVE)
+                                         if c.policy == IMMEDIATE], [encounter])
     return encounter, True

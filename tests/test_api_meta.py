@@ -12,6 +12,7 @@ import requests
 from helpers import PYTHON, ROOT, ServerProcess, error_of
 
 from crypto.signing import key_fingerprint, key_name, public_key_bytes
+from server.metadata_schema import MIGRATIONS
 
 
 def test_server_describes_itself_with_its_key_and_limits(live_server: ServerProcess) -> None:
@@ -50,6 +51,17 @@ def test_key_for_another_name_stops_the_server(make_server, tmp_path: Path) -> N
     assert "elsewhere.example" in result.stderr and "SAFEHOLD_PUBLIC_URL" in result.stderr
 
 
+CONTACT_OPERATIONS = {  # issue 4: trusted contacts (tests/test_contacts_*.py)
+    ("POST", "/v1/contacts/invitations"), ("GET", "/v1/contacts"),
+    ("GET", "/v1/contacts/{contact_id}"), ("PATCH", "/v1/contacts/{contact_id}"),
+    ("DELETE", "/v1/contacts/{contact_id}"), ("POST", "/v1/contacts/{contact_id}/confirm"),
+    ("GET", "/v1/invitations/{invitation_id}"), ("POST", "/v1/invitations/{invitation_id}/accept"),
+    ("GET", "/v1/contact"), ("GET", "/v1/released"),
+    ("POST", "/v1/encounters/{encounter_id}/alert"), ("POST", "/v1/encounters/{encounter_id}/safe"),
+    ("GET", "/v1/encounters/{encounter_id}/access-log"),
+}
+
+
 def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> None:
     spec = requests.get(live_server.url + "/openapi.json", timeout=5).json()
     operations = {(method.upper(), path) for path, item in spec["paths"].items()
@@ -65,7 +77,7 @@ def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> No
         ("GET", log + "/checkpoint"), ("GET", log + "/checkpoints/{size}"),
         ("GET", log + "/consistency"), ("GET", log + "/inclusion"), ("GET", log + "/leaves"),
         ("GET", "/v1/changes"),
-    }
+    } | CONTACT_OPERATIONS
     upload = spec["paths"][chunk]["put"]
     assert "application/octet-stream" in upload["requestBody"]["content"]
     assert any(p["name"] == "Safehold-Descriptor" and p["in"] == "header"
@@ -96,13 +108,16 @@ def test_migrate_command_creates_and_then_keeps_the_schema(tmp_path: Path) -> No
     first = subprocess.run([PYTHON, "-m", "cli.main", "migrate"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
-    assert "applied migration 1" in first.stdout and "schema version 1" in first.stdout
+    latest = MIGRATIONS[-1][0]
+    assert "applied migration 1" in first.stdout
+    assert f"schema version {latest}" in first.stdout
     again = subprocess.run([PYTHON, "-m", "cli.main", "migrate"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "applied" not in again.stdout
     db = sqlite3.connect(tmp_path / "fresh" / "safehold.sqlite3")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT version FROM migrations").fetchall() == [(1,)]
+    assert db.execute("SELECT version FROM migrations").fetchall() == \
+        [(m[0],) for m in MIGRATIONS]
 
 
 def test_gunicorn_serves_the_same_app(make_server) -> None:

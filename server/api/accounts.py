@@ -49,8 +49,9 @@ class Challenge(MethodView):
     @blp.arguments(ChallengeRequestSchema)
     @blp.response(200, ChallengeResponseSchema)
     def post(self, body: dict[str, Any]) -> dict[str, str]:
-        """A single-use login challenge for a device to sign."""
-        challenge, expires_at = auth.issue_challenge(services(), body["device_id"])
+        """A single-use login challenge for a device (or a trusted contact) to sign."""
+        challenge, expires_at = auth.issue_challenge(services(), body.get("device_id"),
+                                                     body.get("contact_id"))
         return {"challenge": challenge, "expires_at": expires_at}
 
 
@@ -62,8 +63,9 @@ class Token(MethodView):
     @blp.response(200, TokenResponseSchema)
     def post(self, body: dict[str, Any]) -> dict[str, str]:
         """Exchange a signed challenge for a short-lived bearer token."""
-        token, expires_at = auth.issue_token(services(), body["device_id"], body["challenge"],
-                                             body["signature"])
+        token, expires_at = auth.issue_token(services(), body.get("device_id"),
+                                             body["challenge"], body["signature"],
+                                             body.get("contact_id"))
         return {"token": token, "expires_at": expires_at}
 
 

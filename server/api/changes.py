@@ -10,7 +10,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from schemas.changes import ChangesQuerySchema, ChangesResponseSchema
-from server.api.common import caller, device_endpoint, refusals
+from server.api.common import caller, reader_endpoint, refusals
+from server.auth import CONTACT
+from server.contact_reads import contact_changes
 from server.context import services
 from server.errors import ApiError
 
@@ -38,14 +40,21 @@ def decode_cursor(cursor: str | None) -> int:
 
 @blp.route("/changes")
 class Changes(MethodView):
-    @device_endpoint(blp)
+    @reader_endpoint(blp)
     @refusals(blp, 400)
     @blp.arguments(ChangesQuerySchema, location="query")
     @blp.response(200, ChangesResponseSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Changes after the cursor, oldest first; follow `cursor` until `done`."""
+        """Changes after the cursor, oldest first; follow `cursor` until `done`.
+
+        For a trusted contact: `released` (an encounter became readable), then chunk_stored,
+        alert and safe of encounters released to it."""
         after = decode_cursor(query.get("cursor"))
         limit = query["limit"]
+        if caller().kind == CONTACT:
+            found, last, done = contact_changes(services(), caller(), after, limit)
+            return {"changes": [vars(c) for c in found], "cursor": encode_cursor(last),
+                    "done": done}
         with services().store.read() as tx:
             rows = tx.changes_after(caller().account_id, after, limit + 1)
         page = rows[:limit]

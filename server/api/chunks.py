@@ -16,7 +16,7 @@ from schemas.chunks import (
     ReceiptWithDescriptorSchema,
 )
 from server.access import readable_encounter
-from server.api.common import caller, device_endpoint, refusals
+from server.api.common import caller, device_endpoint, reader_endpoint, refusals
 from server.blobstore import BlobMissing
 from server.chunk_reads import chunk_response
 from server.context import services
@@ -83,7 +83,7 @@ class Chunk(MethodView):
         )
         return receipt_body(record), 201 if created else 200
 
-    @device_endpoint(blp)
+    @reader_endpoint(blp)
     @refusals(blp, 404, 416)
     @blp.response(200, {"type": "string", "format": "binary"},
                   content_type="application/octet-stream",
@@ -106,7 +106,7 @@ class Chunk(MethodView):
 
 @blp.route(CHUNK_PATH + "/receipt")
 class ChunkReceipt(MethodView):
-    @device_endpoint(blp)
+    @reader_endpoint(blp)
     @refusals(blp, 404)
     @blp.response(200, ReceiptWithDescriptorSchema)
     def get(self, encounter_id: str, stream: str, seq: int) -> dict[str, Any]:

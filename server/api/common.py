@@ -12,8 +12,9 @@ from flask_smorest import Blueprint
 from werkzeug.routing import BaseConverter
 
 from schemas.common import STREAM_PATTERN, UUID_PATTERN
-from server.auth import Caller, authenticate, enforce_anonymous_rate_limit
+from server.auth import CONTACT, Caller, authenticate, enforce_anonymous_rate_limit
 from server.context import services
+from server.errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -39,20 +40,37 @@ def stream_param_schema(converter: BaseConverter) -> dict[str, Any]:
     return {"type": "string", "pattern": STREAM_PATTERN}
 
 
-def device_endpoint(blp: Blueprint) -> Callable[[F], F]:
-    """Require a device's bearer token (401) within its rate limit (429) before anything else."""
-
+def _authenticated(blp: Blueprint, who: str) -> Callable[[F], F]:
     def decorate(func: F) -> F:
-        documented = blp.doc(security=BEARER)(_document_refusals(blp, func, 401, 429))
+        documented = blp.doc(security=BEARER)(_document_refusals(blp, func, 401, 403, 429))
 
         @functools.wraps(documented)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            g.caller = authenticate(services())
+            g.caller = authenticate(services(), allow_contacts=who != "device")
+            if who == "contact" and g.caller.kind != CONTACT:
+                raise ApiError(403, "contacts_only", "Only a trusted contact may do this.")
             return documented(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def device_endpoint(blp: Blueprint) -> Callable[[F], F]:
+    """Require a device's bearer token (401) within its rate limit (429) before anything else;
+    a trusted contact's token is refused (403)."""
+    return _authenticated(blp, "device")
+
+
+def reader_endpoint(blp: Blueprint) -> Callable[[F], F]:
+    """A device's or a trusted contact's token; what a contact may read is then decided by
+    server/access.py (release policies), per encounter."""
+    return _authenticated(blp, "reader")
+
+
+def contact_endpoint(blp: Blueprint) -> Callable[[F], F]:
+    """Only a trusted contact's token (a device's is refused with 403)."""
+    return _authenticated(blp, "contact")
 
 
 def public_endpoint(blp: Blueprint) -> Callable[[F], F]:

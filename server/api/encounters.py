@@ -14,7 +14,7 @@ from schemas.encounters import (
     EncounterSchema,
 )
 from server.access import readable_encounter
-from server.api.common import caller, device_endpoint, refusals
+from server.api.common import caller, device_endpoint, reader_endpoint, refusals
 from server.context import services
 from server.encounters import log_origin, put_encounter
 from server.metadata_encounters import Encounter
@@ -54,7 +54,7 @@ class EncounterById(MethodView):
         encounter, created = put_encounter(services(), caller(), encounter_id, body["started_at"])
         return encounter_body(encounter), 201 if created else 200
 
-    @device_endpoint(blp)
+    @reader_endpoint(blp)
     @refusals(blp, 404)
     @blp.response(200, EncounterDetailSchema)
     def get(self, encounter_id: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from schemas.log import (
 )
 from server import logs
 from server.access import readable_encounter
-from server.api.common import caller, device_endpoint, refusals
+from server.api.common import caller, reader_endpoint, refusals
 from server.context import services
 
 blp = Blueprint("log", __name__, url_prefix="/v1/encounters/<uuid_lower:encounter_id>/log",
@@ -28,7 +28,7 @@ blp = Blueprint("log", __name__, url_prefix="/v1/encounters/<uuid_lower:encounte
 
 @blp.route("/checkpoint")
 class LatestCheckpoint(MethodView):
-    @device_endpoint(blp)
+    @reader_endpoint(blp)
     @refusals(blp, 404)
     @blp.response(200, CheckpointResponseSchema)
     def get(self, encounter_id: str) -> dict[str, Any]:
@@ -40,7 +40,7 @@ class LatestCheckpoint(MethodView):
 
 @blp.route("/checkpoints/<int(max=9223372036854775807):size>")
 class CheckpointAtSize(MethodView):
-    @device_endpoint(blp)
+    @reader_endpoint(blp)
     @refusals(blp, 404)
     @blp.response(200, CheckpointResponseSchema)
     def get(self, encounter_id: str, size: int) -> dict[str, Any]:
@@ -52,7 +52,7 @@ class CheckpointAtSize(MethodView):
 
 @blp.route("/consistency")
 class Consistency(MethodView):
-    @device_endpoint(blp)
+    @reader_endpoint(blp)
     @refusals(blp, 400, 404)
     @blp.arguments(ConsistencyQuerySchema, location="query")
     @blp.response(200, ConsistencyResponseSchema)
@@ -67,7 +67,7 @@ class Consistency(MethodView):
 
 @blp.route("/inclusion")
 class Inclusion(MethodView):
-    @device_endpoint(blp)
+    @reader_endpoint(blp)
     @refusals(blp, 400, 404)
     @blp.arguments(InclusionQuerySchema, location="query")
     @blp.response(200, InclusionResponseSchema)
@@ -82,7 +82,7 @@ class Inclusion(MethodView):
 
 @blp.route("/leaves")
 class Leaves(MethodView):
-    @device_endpoint(blp)
+    @reader_endpoint(blp)
     @refusals(blp, 400, 404)
     @blp.arguments(LeavesQuerySchema, location="query")
     @blp.response(200, LeavesResponseSchema)
