@@ -14,9 +14,14 @@ from pathlib import Path
 from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
 from cli.identity import load_identities
 from crypto import age
-from sync.bundle import MANIFEST, BundleError, BundleReader
+from crypto.errors import CryptoError
+from crypto.slot import check_encounter
+from sync.account import client_for
+from sync.bundle import MANIFEST, BundleError, BundleReader, zip_bundle
 from sync.decrypt import decrypt_bundle
+from sync.fetch import Plan, Reader, fetch_encounter, owner_reader
 from sync.report import build_report, verification_text, write_report
+from sync.state import StateFolder
 from sync.verify import Verification, verify_bundle
 
 
@@ -108,5 +113,53 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
     return EXIT_OK if not problems else EXIT_VERIFY
 
 
+# ---------------------------------------------------------------- fetch
+
+
+def reader_for(state_dir: Path) -> Reader:
+    """Who is fetching, from the state folder: the owner's registered device.
+
+    (A trusted contact's state folder plugs in here with its own login and pinned keys.)
+    """
+    state = StateFolder(state_dir)
+    settings = state.require_registered()
+    return owner_reader(client_for(state, settings), settings.server_url, settings.server_key,
+                        settings.device_id, settings.device_key)
+
+
+@contextmanager
+def byte_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Plan], None]]]:
+    """A download progress bar in bytes on a terminal; its total is set once the plan is known."""
+    if not sys.stderr.isatty():
+        yield (lambda _n: None), (lambda _plan: None)
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=0, unit="B", unit_scale=True, desc="fetching", file=sys.stderr,
+              leave=False) as bar:
+        def planned(plan: Plan) -> None:
+            bar.total = sum(c.size for c in plan.chunks)
+            bar.refresh()
+
+        yield bar.update, planned
+
+
 def fetch(args: argparse.Namespace) -> int:
-    raise CliError("safehold fetch is not available yet", EXIT_USAGE)
+    try:
+        encounter_id = check_encounter(args.encounter)
+    except CryptoError:
+        raise CliError(f"{args.encounter!r} is not an encounter id (a lowercase UUID)")
+    reader = reader_for(args.state)
+    with byte_progress() as (tick, planned):
+        result = fetch_encounter(reader, encounter_id, args.output, progress=tick,
+                                 on_plan=planned)
+    print(f"Fetched    {result.chunks} chunks into {result.bundle} ({result.downloaded} "
+          f"downloaded now, {result.bytes_downloaded} bytes; log of {result.tree_size} leaves)")
+    if args.zip:
+        archive = args.output.with_name(args.output.name + ".zip")
+        zip_bundle(args.output, archive)
+        print(f"Zipped     {archive}")
+    with open_bundle(args.output) as bundle:
+        verification = run_verification(bundle)
+    sys.stdout.write(verification_text(verification))
+    return EXIT_OK if verification.ok else EXIT_VERIFY
