@@ -116,10 +116,8 @@ class Worker:
         if channels.webhook_url and channels.webhook_secret:
             found.append(("webhook", channels.webhook_url))
         if channels.email:
-            if self.mail.host:
-                found.append(("email", channels.email))
-            else:
-                log.warning("contact has an email address but SAFEHOLD_SMTP_HOST is unset")
+            # Queued even without an SMTP server: it goes out once the operator sets one.
+            found.append(("email", channels.email))
         return found
 
     def claim(self, now: float) -> list[Delivery]:
@@ -179,7 +177,10 @@ class Worker:
 
 
 def release_passed_check_ins(store: Store, now: float) -> int:
-    return 0  # TODO: wire to server/release.py once it lands
+    from server.release import notify_passed_check_ins  # the release rules live there
+
+    with store.write() as tx:
+        return notify_passed_check_ins(tx, now)
 
 
 def carry_out_due_deletions(store: Store, blobs: BlobStore, now: float) -> int:
