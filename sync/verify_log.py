@@ -10,11 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from crypto.access import open_access
 from crypto.checkpoint import Checkpoint, open_checkpoint
 from crypto.descriptor import ChunkDescriptor
 from crypto.errors import BadProof, CryptoError, MalformedError
 from crypto.merkle import leaf_hash, node_hash, root_hash, verify_consistency
-from crypto.signing import key_fingerprint, key_name, open_note
+from crypto.signing import key_fingerprint, key_name
 from crypto.slot import check_encounter
 from sync.bundle import ACCESS, CHECKPOINT, CONSISTENCY, FORMAT, LEAVES, MANIFEST, BundleReader
 from sync.findings import ERROR, WARNING, Problem, Trust
@@ -22,7 +23,6 @@ from sync.verify_chunks import open_device_descriptor
 
 CHUNK_KIND = "safehold.chunk/v1"
 ACCESS_KIND = "safehold.access/v1"
-ACCESS_FIELDS = ("encounter", "contact", "what", "time")
 
 
 def _error(problems: list[Problem], check: str, file: str | None, message: str) -> None:
@@ -204,8 +204,8 @@ def _classify_leaf(index: int, leaf: bytes, trust: Trust, view: LogView, known: 
     elif kind == ACCESS_KIND:
         entry = _access_entry(text, trust)
         if entry is None or entry.get("encounter") != trust.encounter:
-            _error(problems, "access_log", LEAVES, f"{where} is not a valid access entry of "
-                   "this encounter")
+            _error(problems, "access_log", LEAVES, f"{where} is not an access record of this "
+                   "encounter signed by the server key")
             return
         view.access.append({"index": index, **entry})
     else:
@@ -214,17 +214,15 @@ def _classify_leaf(index: int, leaf: bytes, trust: Trust, view: LogView, known: 
 
 
 def _access_entry(text: str, trust: Trust) -> dict[str, Any] | None:
-    """The fields of an access leaf (plain text, or a note signed by the server)."""
-    if "\n\n" in text:
-        try:
-            text = open_note(text, [trust.server_key] if trust.server_key else [])
-        except CryptoError:
-            return None
-    lines = text.rstrip("\n").split("\n")[1:]
-    fields = dict(line.split(" ", 1) for line in lines if " " in line)
-    if len(lines) != len(fields) or set(fields) != set(ACCESS_FIELDS):
+    """The fields of an access leaf: a record signed by the server (crypto/access.py)."""
+    if trust.server_key is None:
         return None
-    return fields
+    try:
+        record = open_access(text, trust.server_key)
+    except CryptoError:
+        return None
+    return {"encounter": record.encounter, "contact": record.contact, "what": record.what,
+            "time": record.time}
 
 
 # ---------------------------------------------------------------- consistency

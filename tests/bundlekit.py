@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto import age
+from crypto.access import AccessRecord, sign_access
 from crypto.checkpoint import Checkpoint, encounter_origin, sign_checkpoint
 from crypto.descriptor import describe_chunk, format_time, sign_descriptor
 from crypto.merkle import consistency_proof, inclusion_proof, leaf_hash, root_hash
@@ -132,17 +133,20 @@ def record(streams: dict[str, Any], recipients: list[str], device: Device, witne
     return Recording(encounter, out)
 
 
-def access_leaf(encounter: str, contact: str, what: str, when: datetime) -> bytes:
-    return (f"safehold.access/v1\nencounter {encounter}\ncontact {contact}\nwhat {what}\n"
-            f"time {format_time(when)}\n").encode()
+def access_leaf(witness: Witness, encounter: str, contact: str, what: str,
+                when: datetime) -> bytes:
+    """A contact's read, as the server logs it: an access record signed by the server."""
+    return sign_access(AccessRecord(encounter, contact, what, format_time(when)),
+                       witness.signing_key).encode()
 
 
 def access_entries(leaves: list[bytes]) -> list[dict[str, Any]]:
     entries = []
     for index, leaf in enumerate(leaves):
-        lines = leaf.decode().rstrip("\n").split("\n")
-        if lines[0] == "safehold.access/v1":
-            entries.append({"index": index, **dict(line.split(" ", 1) for line in lines[1:])})
+        text = leaf.decode()
+        if text.startswith("safehold.access/v1\n"):
+            lines = text.split("\n\n")[0].split("\n")[1:]
+            entries.append({"index": index, **dict(line.split(" ", 1) for line in lines)})
     return entries
 
 

@@ -37,8 +37,9 @@ def sound(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     root = tmp_path_factory.mktemp("sound") / "bundle"
     sc = scenario(root, {"audio": os.urandom(5 * 4096), "video": os.urandom(2 * 4096)})
     # A contact read the encounter: the server logged it, and the bundle carries it.
-    sc.witness.append(sc.recording.encounter,
-                      access_leaf(sc.recording.encounter, "contact-7", "audio/0", T0), T0)
+    contact = "7c0e2f4a-1b3d-4e5f-8a9b-0c1d2e3f4a5b"
+    sc.witness.append(sc.recording.encounter, access_leaf(
+        sc.witness, sc.recording.encounter, contact, "chunk audio/0", T0), T0)
     shutil.rmtree(root)
     write_bundle(root, sc.recording, sc.device, sc.witness)
     return sc
@@ -268,6 +269,16 @@ def test_a_final_chunk_hidden_by_cutting_the_log(bundle: Path) -> None:
     lines = (bundle / "log/leaves.jsonl").read_text().splitlines()
     (bundle / "log/leaves.jsonl").write_text("\n".join(lines[:-2]) + "\n")
     verify_fails(bundle, "log/leaves.jsonl holds 6 leaves but log/checkpoint.note covers 8")
+
+
+def test_an_access_record_not_signed_by_the_server(sound: Scenario, bundle: Path) -> None:
+    lines = (bundle / "log/leaves.jsonl").read_text().splitlines()
+    entry = json.loads(lines[-1])
+    forged = base64.b64decode(entry["data"]).replace(b"chunk audio/0", b"chunk audio/1")
+    entry["data"] = b64(forged)
+    (bundle / "log/leaves.jsonl").write_text("\n".join([*lines[:-1], json.dumps(entry)]) + "\n")
+    verify_fails(bundle, f"log/leaves.jsonl leaf {len(lines) - 1} is not an access record of "
+                 "this encounter signed by the server key")
 
 
 def test_a_manifest_that_is_not_json(bundle: Path) -> None:
