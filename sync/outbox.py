@@ -83,7 +83,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         not_null={"final", "size", "sha256", "descriptor", "body", "state", "priority"},
         defaults={"attempts": 0, "next_try": 0.0},
     )
-    db.table("chunks").create_index(["state", "priority", "next_try"])
+    db.table("chunks").create_index(["state", "priority", "sealed_at", "seq"])
     db.table("receipts").create(
         {"encounter": str, "stream": str, "seq": int, "leaf_index": int, "tree_size": int,
          "checkpoint": str, "inclusion_proof": str, "received_at": str, "verified_at": str},
@@ -267,21 +267,33 @@ class Outbox:
             return db.execute("UPDATE chunks SET state = ? WHERE state = ?",
                               [QUEUED, UPLOADING]).rowcount
 
-    def claim(self, limit: int, now: float, exclude: set[ChunkKey],
-              encounters: set[str]) -> list[OutboxChunk]:
-        """Take up to `limit` due queued chunks of `encounters`, most urgent first, and mark
-        them uploading."""
+    def claim(self, limit: int, now: float, exclude: set[ChunkKey], encounters: set[str],
+              max_bytes: int = 16 * 1024 * 1024) -> list[OutboxChunk]:
+        """Take up to `limit` due queued chunks of `encounters` (at most `max_bytes` of bodies,
+        at least one), most urgent first, and mark them uploading."""
         with self._tx() as db:
-            rows = list(db.query(
-                "SELECT c.* FROM chunks c JOIN encounters e ON e.id = c.encounter"
-                " WHERE c.state = ? AND c.next_try <= ? ORDER BY c.priority, e.started_at,"
-                " c.encounter, c.seq LIMIT ?", [QUEUED, now, limit + len(exclude)]))
-            picked = [_chunk(r) for r in rows
-                      if _key(r) not in exclude and r["encounter"] in encounters][:limit]
-            for chunk in picked:
+            rows = db.execute(
+                "SELECT encounter, stream, seq, size FROM chunks WHERE state = ? AND"
+                " next_try <= ? ORDER BY priority, sealed_at, seq LIMIT ?",
+                [QUEUED, now, limit + len(exclude)]).fetchall()
+            picked: list[ChunkKey] = []
+            total = 0
+            for encounter, stream, seq, size in rows:
+                key = ChunkKey(encounter, stream, seq)
+                if key in exclude or encounter not in encounters:
+                    continue
+                if len(picked) == limit or (picked and total + size > max_bytes):
+                    break
+                picked.append(key)
+                total += size
+            chunks = []
+            for key in picked:
                 db.execute("UPDATE chunks SET state = ? WHERE encounter = ? AND stream = ?"
-                           " AND seq = ?", [UPLOADING, *_params(chunk.key)])
-            return picked
+                           " AND seq = ?", [UPLOADING, *_params(key)])
+                row = next(db.query("SELECT * FROM chunks WHERE encounter = ? AND stream = ?"
+                                    " AND seq = ?", _params(key)))
+                chunks.append(_chunk(row))
+            return chunks
 
     def queued_chunks(self, encounter_id: str) -> list[OutboxChunk]:
         rows = self._query("SELECT * FROM chunks WHERE encounter = ? AND state = ? ORDER BY"
@@ -298,20 +310,25 @@ class Outbox:
         due = rows[0]["due"]
         return None if due is None else float(due)
 
-    def acknowledge(self, key: ChunkKey, receipt: dict[str, Any]) -> None:
-        """Record a verified receipt and mark the chunk acknowledged, in one transaction."""
+    def acknowledge(self, acks: list[tuple[ChunkKey, dict[str, Any]]],
+                    checkpoints: dict[str, dict[int, tuple[bytes, str]]] | None = None) -> None:
+        """Record verified receipts (and the checkpoints they proved) and mark the chunks
+        acknowledged, all in one transaction."""
         stamp = now_rfc3339()
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO receipts (encounter, stream, seq, leaf_index, tree_size,"
-                " checkpoint, inclusion_proof, received_at, verified_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [*_params(key), receipt["leaf_index"], receipt["tree_size"],
-                 receipt["checkpoint"], json.dumps(receipt["inclusion_proof"]),
-                 receipt.get("received_at"), stamp])
-            db.execute("UPDATE chunks SET state = ?, acknowledged_at = ?, last_error = NULL"
-                       " WHERE encounter = ? AND stream = ? AND seq = ?",
-                       [ACKNOWLEDGED, stamp, *_params(key)])
+            for encounter, roots in (checkpoints or {}).items():
+                self._insert_checkpoints(db, encounter, roots)
+            for key, receipt in acks:
+                db.execute(
+                    "INSERT OR REPLACE INTO receipts (encounter, stream, seq, leaf_index,"
+                    " tree_size, checkpoint, inclusion_proof, received_at, verified_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [*_params(key), receipt["leaf_index"], receipt["tree_size"],
+                     receipt["checkpoint"], json.dumps(receipt["inclusion_proof"]),
+                     receipt.get("received_at"), stamp])
+                db.execute("UPDATE chunks SET state = ?, acknowledged_at = ?, last_error = NULL"
+                           " WHERE encounter = ? AND stream = ? AND seq = ?",
+                           [ACKNOWLEDGED, stamp, *_params(key)])
 
     def release(self, key: ChunkKey, error: str | None, next_try: float = 0.0,
                 count_attempt: bool = True) -> None:
@@ -337,13 +354,18 @@ class Outbox:
                            [encounter_id])
         return {int(r["size"]): base64.b64decode(r["root"]) for r in rows}
 
-    def add_checkpoints(self, encounter_id: str, roots: dict[int, bytes], note: str) -> None:
+    def add_checkpoints(self, encounter_id: str, roots: dict[int, tuple[bytes, str]]) -> None:
         """Remember checkpoints proven consistent with every one already stored."""
         with self._tx() as db:
-            for size, root in roots.items():
-                db.execute("INSERT OR IGNORE INTO checkpoints (encounter, size, root, note)"
-                           " VALUES (?, ?, ?, ?)",
-                           [encounter_id, size, base64.b64encode(root).decode(), note])
+            self._insert_checkpoints(db, encounter_id, roots)
+
+    @staticmethod
+    def _insert_checkpoints(db: sqlite_utils.Database, encounter_id: str,
+                            roots: dict[int, tuple[bytes, str]]) -> None:
+        for size, (root, note) in roots.items():
+            db.execute("INSERT OR IGNORE INTO checkpoints (encounter, size, root, note)"
+                       " VALUES (?, ?, ?, ?)",
+                       [encounter_id, size, base64.b64encode(root).decode(), note])
 
     # -- contacts ------------------------------------------------------------------------------
     def contact_recipients(self) -> list[str]:

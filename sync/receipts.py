@@ -15,15 +15,18 @@ consistency proof is fetched from the server and verified. Fetching is skipped i
 of a receipt for the newest leaf (index = size - 1) right after the largest known checkpoint: the
 inclusion proof of the last leaf consists of the roots of the perfect subtrees of the first
 size - 1 leaves, so folding it yields the root at size - 1, which must equal the known one.
+The uploader checks (1)-(3) at once and links receipts in tree-size order, so most need no
+extra request; `verify` does all four in one call.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from crypto.checkpoint import Checkpoint, encounter_origin, open_checkpoint
+from crypto.checkpoint import encounter_origin, open_checkpoint
 from crypto.errors import CryptoError
 from crypto.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
 from sync.api import unb64
@@ -31,6 +34,24 @@ from sync.errors import UntrustedServer
 from sync.outbox import ChunkKey, Outbox
 
 ConsistencySource = Callable[[str, int, int], list[bytes]]
+NewCheckpoints = dict[str, dict[int, tuple[bytes, str]]]  # encounter -> size -> (root, note)
+
+
+@dataclass(frozen=True)
+class Proven:
+    """A receipt whose signature and inclusion proof verified; not yet linked to the others."""
+
+    key: ChunkKey
+    size: int
+    root: bytes
+    note: str  # the signed checkpoint
+    before: bytes | None  # the root at size - 1, when the receipt is for the newest leaf
+
+    def roots(self) -> dict[int, bytes]:
+        found = {self.size: self.root}
+        if self.before is not None:
+            found[self.size - 1] = self.before
+        return found
 
 
 def root_before_last_leaf(last_leaf_path: Sequence[bytes]) -> bytes:
@@ -54,32 +75,33 @@ class ReceiptVerifier:
         self.server_key = server_key
         self.server_name = server_name
         self.fetch_consistency = fetch_consistency
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def _lock(self, encounter_id: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(encounter_id, threading.Lock())
+        self._chains: dict[str, dict[int, bytes]] = {}
+        self._unsaved: NewCheckpoints = {}
+        self._lock = threading.RLock()
 
     def verify(self, key: ChunkKey, descriptor_note: str, receipt: Mapping[str, Any]) -> None:
-        """Raise UntrustedServer unless the receipt proves the chunk is in a consistent log."""
+        """All four checks, fetching a consistency proof if needed; remembers the checkpoint."""
+        with self._lock:
+            self.link(self.check(key, descriptor_note, receipt), fetch=True)
+            for encounter, roots in self.take_new_checkpoints().items():
+                self.outbox.add_checkpoints(encounter, roots)
+
+    def check(self, key: ChunkKey, note: str, receipt: Mapping[str, Any]) -> Proven:
+        """Checks 1-3 (no network); raises UntrustedServer."""
         try:
-            checkpoint, index, proof = self._check_receipt(key, descriptor_note, receipt)
-            with self._lock(key.encounter):
-                self._check_consistency(key.encounter, checkpoint, index, proof,
-                                        str(receipt["checkpoint"]))
+            return self._check(key, note, receipt)
         except CryptoError as exc:
             raise UntrustedServer(f"receipt for chunk {key} does not verify: "
                                   f"{type(exc).__name__}: {exc}")
         except (KeyError, TypeError, ValueError) as exc:
             raise UntrustedServer(f"receipt for chunk {key} is malformed: {exc!r}")
 
-    def _check_receipt(self, key: ChunkKey, note: str, receipt: Mapping[str, Any]
-                       ) -> tuple[Checkpoint, int, list[bytes]]:
+    def _check(self, key: ChunkKey, note: str, receipt: Mapping[str, Any]) -> Proven:
         named = (receipt["encounter_id"], receipt["stream"], int(receipt["seq"]))
         if named != (key.encounter, key.stream, key.seq):
             raise UntrustedServer(f"receipt for chunk {key} names another chunk: {named}")
-        checkpoint = open_checkpoint(str(receipt["checkpoint"]), self.server_key)
+        checkpoint_note = str(receipt["checkpoint"])
+        checkpoint = open_checkpoint(checkpoint_note, self.server_key)
         origin = encounter_origin(self.server_name, key.encounter)
         if checkpoint.origin != origin:
             raise UntrustedServer(f"receipt for chunk {key} has a checkpoint of another log "
@@ -90,39 +112,62 @@ class ReceiptVerifier:
                                   f"disagree with its checkpoint (size {checkpoint.size})")
         proof = [unb64(item) for item in receipt["inclusion_proof"]]
         verify_inclusion(leaf_hash(note.encode("utf-8")), index, size, proof, checkpoint.root)
-        return checkpoint, index, proof
+        before = root_before_last_leaf(proof) if index == size - 1 and size > 1 else None
+        return Proven(key, size, checkpoint.root, checkpoint_note, before)
 
-    def _check_consistency(self, encounter_id: str, checkpoint: Checkpoint, index: int,
-                           proof: list[bytes], note: str) -> None:
-        size, root = checkpoint.size, checkpoint.root
-        proven = {size: root}
-        if index == size - 1 and size > 1:
-            proven[size - 1] = root_before_last_leaf(proof)
-        known = self.outbox.checkpoints(encounter_id)
-        for at, seen in proven.items():
-            if at in known and known[at] != seen:
-                raise UntrustedServer(
-                    f"the server forked the log of encounter {encounter_id}: two different "
-                    f"roots signed for tree size {at}")
-        if known:
-            self._link_to_largest(encounter_id, known, size, root, proven)
-        self.outbox.add_checkpoints(encounter_id, proven, note)
+    def link(self, proven: Proven, fetch: bool) -> bool:
+        """Check 4. False (and nothing remembered) if a proof is needed and `fetch` is False.
 
-    def _link_to_largest(self, encounter_id: str, known: dict[int, bytes], size: int,
-                         root: bytes, proven: dict[int, bytes]) -> None:
+        Raises UntrustedServer on a fork; NetworkError/ServerRefusal if fetching fails.
+        """
+        with self._lock:
+            encounter = proven.key.encounter
+            known = self._chain(encounter)
+            for size, root in proven.roots().items():
+                if size in known and known[size] != root:
+                    raise UntrustedServer(
+                        f"the server forked the log of encounter {encounter}: two different "
+                        f"roots signed for tree size {size} (receipt for chunk {proven.key})")
+            if known and not self._linked_locally(known, proven):
+                if not fetch:
+                    return False
+                self._prove(encounter, known, proven)
+            self._remember(encounter, proven)
+            return True
+
+    def _linked_locally(self, known: dict[int, bytes], proven: Proven) -> bool:
         largest = max(known)
-        if size == largest or (size < largest and size in known):
-            return  # equal roots were checked above
-        if size > largest and size - 1 in proven and size - 1 == largest:
-            return  # the folded inclusion proof reproduced the known root at size - 1
+        if proven.size in known:
+            return True  # equal roots were checked
+        return proven.size == largest + 1 and proven.before is not None
+
+    def _prove(self, encounter: str, known: dict[int, bytes], proven: Proven) -> None:
+        largest, size = max(known), proven.size
+        first, second = sorted((largest, size))
+        roots = {largest: known[largest], size: proven.root}
+        path = self.fetch_consistency(encounter, first, second)
         try:
-            if size > largest:
-                path = self.fetch_consistency(encounter_id, largest, size)
-                verify_consistency(largest, size, known[largest], root, path)
-            else:
-                path = self.fetch_consistency(encounter_id, size, largest)
-                verify_consistency(size, largest, root, known[largest], path)
+            verify_consistency(first, second, roots[first], roots[second], path)
         except CryptoError as exc:
             raise UntrustedServer(
-                f"checkpoint of size {size} for encounter {encounter_id} is inconsistent with "
-                f"the one of size {largest} seen before: {exc}")
+                f"checkpoint of size {size} for encounter {encounter} is inconsistent with "
+                f"the one of size {largest} seen before (receipt for chunk {proven.key}): {exc}")
+
+    def _chain(self, encounter: str) -> dict[int, bytes]:
+        if encounter not in self._chains:
+            self._chains[encounter] = self.outbox.checkpoints(encounter)
+        return self._chains[encounter]
+
+    def _remember(self, encounter: str, proven: Proven) -> None:
+        chain = self._chain(encounter)
+        unsaved = self._unsaved.setdefault(encounter, {})
+        for size, root in proven.roots().items():
+            if size not in chain:
+                chain[size] = root
+                unsaved[size] = (root, proven.note if size == proven.size else "")
+
+    def take_new_checkpoints(self) -> NewCheckpoints:
+        """Checkpoints linked since the last call, for the outbox (written with the acks)."""
+        with self._lock:
+            taken, self._unsaved = self._unsaved, {}
+            return taken

@@ -1,14 +1,17 @@
 """The uploader: drains the outbox to the server, verifying every receipt.
 
-A state machine over a Transport (the ApiClient is one; tests may put a real proxy in between).
+A state machine over a Transport (the ApiClient is one; tests put real proxies in between).
 One `drain` does, until nothing sendable is left or the network stays dead for `patience` s:
 
 1. handshake: the server still presents the key pinned at registration (else UntrustedServer);
 2. for each encounter with chunks to send: create it (PUT, idempotent) or ask which seqs the
    server already holds; held chunks only need their receipt fetched, never a second upload;
-3. claim the most urgent due chunks (log, then audio, then video) and send them from a thread
-   pool; each receipt is verified (sync/receipts.py) before the chunk is marked acknowledged;
-4. failures: network trouble and 429/5xx go back to the queue with exponential backoff and full
+3. claim the most urgent due chunks (log, then audio, then video) in batches and send them from
+   a thread pool (the workers only talk HTTP);
+4. receipts are checked at once (signature, origin, inclusion), then linked to the checkpoints
+   already trusted in tree-size order, so most need no consistency request; acknowledgements
+   and the checkpoints they proved are committed together, one transaction per round;
+5. failures: network trouble and 429/5xx go back to the queue with exponential backoff and full
    jitter (at least Retry-After); other refusals and untrusted receipts are reported and the
    chunk stays unacknowledged for a later run.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -27,7 +31,10 @@ from typing import Any, Protocol
 
 from sync.errors import NetworkError, ServerRefusal, SyncError, UntrustedServer
 from sync.outbox import ChunkKey, Outbox, OutboxChunk
-from sync.receipts import ReceiptVerifier
+from sync.receipts import Proven, ReceiptVerifier
+
+PREPARE_EVERY = 1.0  # seconds between looks for new encounters (sooner when woken)
+LINK_WAIT = 0.5  # seconds a receipt may wait for the receipts before it to arrive
 
 
 class Transport(Protocol):
@@ -58,6 +65,7 @@ class SyncReport:
     acknowledged: int = 0
     already_held: int = 0
     retries: int = 0
+    consistency_requests: int = 0
     refused: dict[ChunkKey, str] = field(default_factory=dict)
     untrusted: dict[ChunkKey, str] = field(default_factory=dict)
     last_network_error: str | None = None
@@ -65,11 +73,13 @@ class SyncReport:
     fatal: SyncError | None = None
 
 
-@dataclass(frozen=True)
-class _Outcome:
+@dataclass
+class _Pending:
     chunk: OutboxChunk
-    kind: str  # "ack", "held", "retry", "refused", "untrusted", "missing_encounter", "not_held"
-    message: str = ""
+    proven: Proven
+    receipt: dict[str, Any]
+    held: bool
+    since: float
 
 
 class Uploader:
@@ -88,8 +98,13 @@ class Uploader:
         self.wakeup = threading.Event()  # set by a recorder when it commits a chunk
         self.report = SyncReport()
         self._given_up: set[ChunkKey] = set()
-        self._checked: dict[str, set[tuple[str, int]]] = {}  # encounter -> seqs the server holds
+        self._checked: dict[str, set[tuple[str, int]]] = {}  # encounter -> held (stream, seq)
+        self._ready: deque[OutboxChunk] = deque()
+        self._inflight: dict[Future[dict[str, Any]], tuple[OutboxChunk, bool]] = {}
+        self._pending: list[_Pending] = []
+        self._acks: list[tuple[ChunkKey, dict[str, Any], bool]] = []
         self._shook_hands = False
+        self._next_prepare = 0.0
         self._stall_until = 0.0  # global backoff after a failed handshake/creation
         self._stall_attempts = 0
 
@@ -97,56 +112,60 @@ class Uploader:
     def drain(self, more_coming: Callable[[], bool] = lambda: False) -> SyncReport:
         """Send until nothing sendable is left; `more_coming` is True while recording goes on."""
         self.outbox.requeue_interrupted()
-        last_progress = time.monotonic()
-        was_coming = True
-        inflight: dict[Future[_Outcome], OutboxChunk] = {}
+        last_progress, was_coming = time.monotonic(), True
         with ThreadPoolExecutor(self.workers, thread_name_prefix="upload") as pool:
-            while self.report.fatal is None:
-                if was_coming and not more_coming():
-                    was_coming = False  # patience counts from the end of the recording
-                    last_progress = time.monotonic()
-                if time.monotonic() >= self._stall_until:
+            try:
+                while self.report.fatal is None:
+                    if was_coming and not more_coming():
+                        was_coming, last_progress = False, time.monotonic()  # patience from now
                     self._prepare()
-                room = 2 * self.workers - len(inflight)
-                if room > 0 and self._shook_hands and time.monotonic() >= self._stall_until:
-                    for chunk in self._claim(room):
-                        inflight[pool.submit(self._send, chunk)] = chunk
-                if inflight:
-                    done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        del inflight[future]
-                        if self._settle(future.result()):
-                            last_progress = time.monotonic()
-                    continue
-                if self._finished(more_coming, last_progress):
-                    break
-                self._idle()
+                    self._fill(pool)
+                    self._collect(timeout=0.25)
+                    if self._commit():
+                        last_progress = time.monotonic()
+                    if self._inflight or self._pending:
+                        continue
+                    if self._finished(more_coming, last_progress):
+                        break
+                    self._idle()
+            finally:
+                self._wind_down()
         self.report.remaining = self.outbox.remaining()
         return self.report
+
+    def _wind_down(self) -> None:
+        """Settle what is in flight, link what is pending, commit, hand back what was claimed."""
+        while self._inflight:
+            self._collect(timeout=1.0)
+        self._link_pending(force=self.report.fatal is None)
+        for item in self._pending:
+            self.outbox.release(item.chunk.key, None, count_attempt=False)
+        self._pending.clear()
+        self._commit()
+        while self._ready:
+            self.outbox.release(self._ready.popleft().key, None, count_attempt=False)
 
     def _finished(self, more_coming: Callable[[], bool], last_progress: float) -> bool:
         if more_coming():
             return False
-        if self._sendable() == 0:
+        if self.outbox.remaining() - len(self._given_up) <= 0:
             return True
         return time.monotonic() - last_progress > self.patience
 
-    def _sendable(self) -> int:
-        return self.outbox.remaining() - len(self._given_up)
-
     def _idle(self) -> None:
         due = self.outbox.next_due()
-        now = time.time()
-        pause = 0.5 if due is None else min(0.5, max(0.0, due - now))
+        pause = 0.5 if due is None else min(0.5, max(0.0, due - time.time()))
         pause = max(pause, min(0.5, self._stall_until - time.monotonic()))
-        self.wakeup.wait(max(pause, 0.01))
+        if self.wakeup.wait(max(pause, 0.01)):
+            self._next_prepare = 0.0
         self.wakeup.clear()
-
-    def _claim(self, room: int) -> list[OutboxChunk]:
-        return self.outbox.claim(room, time.time(), self._given_up, set(self._checked))
 
     # -- per-encounter preparation ---------------------------------------------------------------
     def _prepare(self) -> None:
+        now = time.monotonic()
+        if now < max(self._next_prepare, self._stall_until):
+            return
+        self._next_prepare = now + PREPARE_EVERY
         try:
             if not self._shook_hands:
                 self._handshake()
@@ -168,8 +187,8 @@ class Uploader:
     def _stall(self, message: str, retry_after: float | None) -> None:
         self.report.last_network_error = message
         self.report.retries += 1
-        self._stall_until = time.monotonic() + self.backoff.delay(self._stall_attempts,
-                                                                  retry_after)
+        delay = self.backoff.delay(self._stall_attempts, retry_after)
+        self._stall_until = time.monotonic() + delay
         self._stall_attempts += 1
         self._notify()
 
@@ -184,8 +203,8 @@ class Uploader:
     def _create(self, encounter_id: str, started_at: str) -> None:
         created = self.transport.create_encounter(encounter_id, started_at)
         self.outbox.mark_encounter_created(encounter_id)
-        if created.get("created", None) is True:
-            self._checked[encounter_id] = set()
+        if created.get("created") is True:
+            self._checked[encounter_id] = set()  # new on the server: it holds nothing
         else:
             self._checked.pop(encounter_id, None)  # existed already: ask what it holds
 
@@ -202,64 +221,106 @@ class Uploader:
             held.update((str(stream), int(seq)) for seq in holding.get("seqs", []))
         self._checked[encounter_id] = held
 
-    # -- one chunk (runs in a worker thread) -------------------------------------------------
-    def _send(self, chunk: OutboxChunk) -> _Outcome:
-        key = chunk.key
-        held = (key.stream, key.seq) in self._checked.get(key.encounter, set())
-        try:
-            if held:
-                receipt = self.transport.chunk_receipt(key.encounter, key.stream, key.seq)
-                if receipt.get("descriptor") not in (None, chunk.descriptor):
-                    raise UntrustedServer(f"the server holds a different descriptor for {key}")
-            else:
-                receipt = self.transport.put_chunk(key.encounter, key.stream, key.seq,
-                                                   chunk.body, chunk.descriptor)
-            self.verifier.verify(key, chunk.descriptor, receipt)
-        except (NetworkError, ServerRefusal, UntrustedServer) as exc:
-            return self._failure(chunk, exc, held)
-        self.outbox.acknowledge(key, receipt)
-        return _Outcome(chunk, "held" if held else "ack")
+    # -- sending (workers only talk HTTP) ---------------------------------------------------------
+    def _fill(self, pool: ThreadPoolExecutor) -> None:
+        if not self._shook_hands or time.monotonic() < self._stall_until:
+            return
+        while len(self._inflight) < 2 * self.workers:
+            if not self._ready:
+                self._ready.extend(self.outbox.claim(
+                    4 * self.workers, time.time(), self._given_up, set(self._checked)))
+                if not self._ready:
+                    return
+            chunk = self._ready.popleft()
+            held = (chunk.key.stream, chunk.key.seq) in self._checked.get(chunk.key.encounter,
+                                                                          set())
+            self._inflight[pool.submit(self._transfer, chunk, held)] = (chunk, held)
 
-    def _failure(self, chunk: OutboxChunk, exc: SyncError, held: bool) -> _Outcome:
+    def _transfer(self, chunk: OutboxChunk, held: bool) -> dict[str, Any]:
         key = chunk.key
+        if not held:
+            return self.transport.put_chunk(key.encounter, key.stream, key.seq, chunk.body,
+                                            chunk.descriptor)
+        receipt = self.transport.chunk_receipt(key.encounter, key.stream, key.seq)
+        if receipt.get("descriptor") not in (None, chunk.descriptor):
+            raise UntrustedServer(f"the server holds another descriptor for chunk {key}")
+        return receipt
+
+    def _collect(self, timeout: float) -> None:
+        if self._inflight:
+            done, _ = wait(list(self._inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                chunk, held = self._inflight.pop(future)
+                try:
+                    receipt = future.result()
+                    proven = self.verifier.check(chunk.key, chunk.descriptor, receipt)
+                except SyncError as exc:
+                    self._failed(chunk, exc, held)
+                    continue
+                self._pending.append(_Pending(chunk, proven, receipt, held, time.monotonic()))
+        self._link_pending(force=not self._inflight)
+
+    # -- linking and committing (main thread) ---------------------------------------------------
+    def _link_pending(self, force: bool) -> None:
+        """Link checked receipts to the trusted checkpoints, smallest tree first; a receipt
+        whose predecessors are still in flight waits for them a little before a proof is
+        fetched."""
+        self._pending.sort(key=lambda p: (p.chunk.key.encounter, p.proven.size))
+        waiting: list[_Pending] = []
+        now = time.monotonic()
+        for item in self._pending:
+            late = force or now - item.since > LINK_WAIT
+            try:
+                if not self.verifier.link(item.proven, fetch=False):
+                    if not late:
+                        waiting.append(item)
+                        continue
+                    self.report.consistency_requests += 1
+                    self.verifier.link(item.proven, fetch=True)
+            except SyncError as exc:
+                self._failed(item.chunk, exc, item.held)
+                continue
+            self._acks.append((item.chunk.key, item.receipt, item.held))
+        self._pending = waiting
+
+    def _commit(self) -> bool:
+        if not self._acks:
+            return False
+        self.outbox.acknowledge([(key, receipt) for key, receipt, _ in self._acks],
+                                self.verifier.take_new_checkpoints())
+        for key, _receipt, held in self._acks:
+            self.report.acknowledged += 1
+            self.report.already_held += held
+            self.report.refused.pop(key, None)
+        self._acks.clear()
+        self._notify()
+        return True
+
+    def _failed(self, chunk: OutboxChunk, exc: SyncError, held: bool) -> None:
+        key, report = chunk.key, self.report
         if isinstance(exc, UntrustedServer):
             self.outbox.release(key, f"untrusted receipt: {exc}", count_attempt=False)
-            return _Outcome(chunk, "untrusted", str(exc))
-        if isinstance(exc, ServerRefusal) and exc.status == 404:
+            self._given_up.add(key)
+            report.untrusted[key] = str(exc)
+        elif isinstance(exc, ServerRefusal) and exc.status == 404:
             self.outbox.release(key, str(exc), count_attempt=False)
-            return _Outcome(chunk, "not_held" if held else "missing_encounter", str(exc))
-        if isinstance(exc, NetworkError) or (isinstance(exc, ServerRefusal) and exc.retryable):
+            if held:  # the server does not hold it after all: upload it
+                self._checked.get(key.encounter, set()).discard((key.stream, key.seq))
+            else:  # the encounter is gone (e.g. a server restored from backup): create it
+                self.outbox.mark_encounter_missing(key.encounter)
+                self._checked.pop(key.encounter, None)
+                self._next_prepare = 0.0
+        elif isinstance(exc, NetworkError) or (isinstance(exc, ServerRefusal) and exc.retryable):
             retry_after = exc.retry_after if isinstance(exc, ServerRefusal) else None
             delay = self.backoff.delay(chunk.attempts, retry_after)
             self.outbox.release(key, str(exc), next_try=time.time() + delay)
-            return _Outcome(chunk, "retry", str(exc))
-        self.outbox.release(key, str(exc), count_attempt=False)
-        return _Outcome(chunk, "refused", str(exc))
-
-    # -- bookkeeping (main thread) ---------------------------------------------------------------
-    def _settle(self, outcome: _Outcome) -> bool:
-        """Account for a finished chunk; True if it was progress."""
-        key, report = outcome.chunk.key, self.report
-        if outcome.kind in ("ack", "held"):
-            report.acknowledged += 1
-            report.already_held += outcome.kind == "held"
-            report.refused.pop(key, None)
-        elif outcome.kind == "retry":
             report.retries += 1
-            report.last_network_error = outcome.message
-        elif outcome.kind == "not_held":
-            self._checked.get(key.encounter, set()).discard((key.stream, key.seq))
-        elif outcome.kind == "missing_encounter":
-            self.outbox.mark_encounter_missing(key.encounter)
-            self._checked.pop(key.encounter, None)
-        elif outcome.kind == "untrusted":
-            self._given_up.add(key)
-            report.untrusted[key] = outcome.message
+            report.last_network_error = str(exc)
         else:
+            self.outbox.release(key, str(exc), count_attempt=False)
             self._given_up.add(key)
-            report.refused[key] = outcome.message
+            report.refused[key] = str(exc)
         self._notify()
-        return outcome.kind in ("ack", "held")
 
     def _notify(self) -> None:
         if self.on_progress is not None:
