@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from cli.common import EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CliError
+from cli.common import EXIT_NETWORK, EXIT_OK, CliError
 from sync.account import client_for
 from sync.account import register as register_device
 from sync.api import ApiClient
@@ -62,7 +62,7 @@ class Progress:
         if not self.enabled:
             return
         with self._lock:
-            line = f"recorded {self.recorded}  sent {self.report.acknowledged}"
+            line = f"sealed {self.recorded}  sent {self.report.acknowledged}"
             if self.report.last_network_error and self.report.retries:
                 line += f"  retries {self.report.retries}"
             sys.stderr.write("\r" + line.ljust(60))
@@ -174,7 +174,8 @@ def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
         worker.join()
         progress.done()
     report = reports[0] if reports else uploader.report
-    print(f"recorded {summary.chunks} chunk(s); sent {report.acknowledged}", file=sys.stderr)
+    print(f"recorded {summary.chunks} {summary.stream} chunk(s) and {summary.log_entries} log "
+          f"entries; {report.acknowledged} chunk(s) sent", file=sys.stderr)
     return _finish(report, "recording saved")
 
 
@@ -194,21 +195,28 @@ def sync(args: argparse.Namespace) -> int:
     return code
 
 
-def _later(what: str, issue: str) -> int:
-    raise CliError(f"`safehold device {what}` arrives with {issue}", EXIT_USAGE)
+# Trusted contacts and release marks live in cli/device_contacts.py (issue 4).
 
 
 def invite(args: argparse.Namespace) -> int:
-    return _later("invite", "trusted contacts (issue 4)")
+    from cli.device_contacts import invite as make_invitation
+
+    return make_invitation(args)
 
 
 def contacts(args: argparse.Namespace) -> int:
-    return _later("contacts", "trusted contacts (issue 4)")
+    from cli.device_contacts import contacts as show_contacts
+
+    return show_contacts(args)
 
 
 def alert(args: argparse.Namespace) -> int:
-    return _later("alert", "release policies (issue 4)")
+    from cli.device_contacts import mark
+
+    return mark(args, "alert")
 
 
 def safe(args: argparse.Namespace) -> int:
-    return _later("safe", "release policies (issue 4)")
+    from cli.device_contacts import mark
+
+    return mark(args, "safe")
