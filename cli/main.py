@@ -51,8 +51,16 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", metavar="N")
     p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"], default="on_alert")
     p.add_argument("--check-in-minutes", type=int, metavar="M", default=None)
-    _cmd(dsub, "contacts", "cli.device:contacts", "contacts, their policies and safety numbers",
-         state=True)
+    p = _cmd(dsub, "contacts", "cli.device:contacts",
+             "contacts, their policies and safety numbers (verifies and pins new ones)",
+             state=True)
+    p.add_argument("--revoke", metavar="CONTACT", help="remove a contact: nothing more is "
+                   "sealed to or served to them")
+    p.add_argument("--change", metavar="CONTACT", help="change a contact's --name and/or "
+                   "--policy [--check-in-minutes M]")
+    p.add_argument("--name", metavar="N")
+    p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"])
+    p.add_argument("--check-in-minutes", type=int, metavar="M", default=None)
     p = _cmd(dsub, "record", "cli.device:record",
              "cut FILE (or - for stdin) into chunks as a live recording would, seal, queue, upload",
              state=True)
@@ -76,7 +84,9 @@ def _add_contact_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("code", metavar="CODE")
     p.add_argument("--server", required=True, metavar="URL")
     p.add_argument("--identity", required=True, type=Path, metavar="FILE")
-    p.add_argument("--name", metavar="N")
+    p.add_argument("--name", metavar="N", help="what you call the person who invited you")
+    p.add_argument("--notify-webhook", metavar="URL", help="where to POST signed notifications")
+    p.add_argument("--notify-email", metavar="ADDRESS", help="where to email notifications")
     _cmd(csub, "list", "cli.contact:list_encounters", "encounters released to this contact",
          state=True)
 

@@ -1,0 +1,57 @@
+"""`safehold contact join | list`: the trusted contact's side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cli.common import EXIT_OK, EXIT_USAGE, CliError
+from cli.device import _timeout
+from cli.device_contacts import policy_text
+from cli.identity import load_identities
+from crypto import age
+from sync.contact_client import Notify, released_to_me
+from sync.contact_client import join as join_invitation
+from sync.contact_state import ContactState
+
+
+def _recipient(identity_file: Path) -> str:
+    """The age recipient of the identity file (its passphrase is asked without echo)."""
+    identities = [i for i in load_identities(identity_file) if isinstance(i, str)]
+    if not identities:
+        raise CliError(f"{identity_file} holds no age identity", EXIT_USAGE)
+    return age.recipient_of(identities[0])
+
+
+def join(args: argparse.Namespace) -> int:
+    recipient = _recipient(args.identity)
+    notify = Notify(getattr(args, "notify_webhook", None), getattr(args, "notify_email", None))
+    membership = join_invitation(ContactState(args.state), args.server, args.code, recipient,
+                                 str(args.identity.resolve()), args.name, notify, _timeout())
+    print(f"joined as contact {membership.contact_id} of {membership.label} "
+          f"(account {membership.account_id}) on {membership.server_name}")
+    print(f"policy: {policy_text(membership.policy, membership.check_in_minutes)}")
+    print(f"safety number: {membership.safety_number}")
+    print("Compare the safety number with the one the owner's phone shows (`safehold device "
+          "contacts`). Nothing is released to you until their device has confirmed you.")
+    if membership.webhook_secret:
+        print(f"webhook secret (to check Safehold-Signature) saved in {args.state}/contact.json")
+    return EXIT_OK
+
+
+def list_encounters(args: argparse.Namespace) -> int:
+    state = ContactState(args.state)
+    for membership in state.require_memberships():
+        view = released_to_me(state, membership, _timeout())
+        print(f"{membership.label} (account {membership.account_id} on "
+              f"{membership.server_name}, contact {membership.contact_id}): {view.status}, "
+              f"{policy_text(view.policy, view.check_in_minutes)}")
+        if view.status == "pending":
+            print(f"    waiting for the owner's device to confirm you; safety number: "
+                  f"{membership.safety_number}")
+        for encounter in view.encounters:
+            print(f"    {encounter['encounter_id']}  started {encounter['started_at']}  "
+                  f"released {encounter['released_at']} ({encounter['reason']})")
+        if view.status != "pending" and not view.encounters:
+            print("    nothing released to you")
+    return EXIT_OK

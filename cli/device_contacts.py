@@ -1,0 +1,132 @@
+"""`safehold device invite | contacts | alert | safe`: the owner's trusted contacts.
+
+`invite` prints the code (stdout, one line) for the owner to hand over in person or by a call.
+`contacts` verifies and pins whoever accepted, then lists every contact with its safety number;
+it exits 1 when it finds a contact key that does not match its invitation (a substituted key:
+refused, revoked, never sealed to).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
+from cli.device import _registered, _timeout
+from crypto.errors import MalformedError
+from crypto.slot import check_encounter
+from sync.account import client_for
+from sync.contacts import (
+    ContactLine,
+    change_contact,
+    contact_book,
+    make_invitation,
+    refresh_contacts,
+    revoke_contact,
+)
+
+DEFAULT_NAME = "trusted contact"
+
+
+def policy_text(policy: str, minutes: int | None) -> str:
+    if policy == "check_in":
+        return f"check-in within {minutes} min"
+    return {"on_alert": "on alert"}.get(policy, policy)
+
+
+def _policy_args(policy: str | None, minutes: int | None) -> None:
+    if policy == "check_in" and minutes is None:
+        raise CliError("--policy check_in needs --check-in-minutes M", EXIT_USAGE)
+    if minutes is not None and policy != "check_in":
+        raise CliError("--check-in-minutes is only for --policy check_in", EXIT_USAGE)
+    if minutes is not None and not 1 <= minutes <= 7 * 24 * 60:
+        raise CliError("--check-in-minutes must be between 1 and 10080 (a week)", EXIT_USAGE)
+
+
+def invite(args: argparse.Namespace) -> int:
+    _policy_args(args.policy, args.check_in_minutes)
+    state, settings = _registered(args)
+    api = client_for(state, settings, _timeout())
+    name = args.name or DEFAULT_NAME
+    book = contact_book(state)
+    try:
+        code, expires_at = make_invitation(book, settings, api, name, args.policy,
+                                           args.check_in_minutes, time.time())
+    finally:
+        book.close()
+    print(code, flush=True)
+    print(f"invitation for {name} ({policy_text(args.policy, args.check_in_minutes)}), valid "
+          f"until {expires_at}. Hand the code over in person or by a call you trust; once they "
+          "have joined, run `safehold device contacts` to verify their keys and compare the "
+          "safety number with theirs.", file=sys.stderr)
+    return EXIT_OK
+
+
+def _show(line: ContactLine) -> None:
+    print(f"{line.name}  [{policy_text(line.policy, line.check_in_minutes)}]  {line.status}"
+          f"  {line.contact_id or '-'}")
+    if line.safety_number:
+        print(f"    safety number: {line.safety_number}")
+    if line.problem:
+        print(f"    {line.problem}")
+
+
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if args.name:
+        changes["name"] = args.name
+    if args.policy:
+        _policy_args(args.policy, args.check_in_minutes)
+        changes["policy"] = args.policy
+        changes["check_in_minutes"] = args.check_in_minutes
+    if not changes:
+        raise CliError("--change CONTACT needs --name and/or --policy", EXIT_USAGE)
+    return changes
+
+
+def contacts(args: argparse.Namespace) -> int:
+    state, settings = _registered(args)
+    api = client_for(state, settings, _timeout())
+    book = contact_book(state)
+    try:
+        if getattr(args, "revoke", None):
+            revoke_contact(book, api, args.revoke)
+            print(f"revoked {args.revoke}: nothing more is sealed to or served to them",
+                  file=sys.stderr)
+        if getattr(args, "change", None):
+            change_contact(book, api, args.change, _changes(args))
+        report = refresh_contacts(book, api)
+    finally:
+        book.close()
+    for line in report.lines:
+        _show(line)
+    if not report.lines:
+        print("no contacts yet; make an invitation with `safehold device invite`",
+              file=sys.stderr)
+    if report.refused:
+        names = ", ".join(line.name for line in report.refused)
+        print(f"safehold: REFUSED {names}: the key the server gave for them does not match "
+              "the invitation secret (substituted). They were revoked and nothing is sealed "
+              "to that key; invite them again and compare safety numbers.", file=sys.stderr)
+        return EXIT_VERIFY
+    return EXIT_OK
+
+
+def mark(args: argparse.Namespace, kind: str) -> int:
+    try:
+        encounter = check_encounter(args.encounter)
+    except MalformedError:
+        raise CliError(f"{args.encounter!r} is not an encounter id (a lowercase UUID)",
+                       EXIT_USAGE)
+    state, settings = _registered(args)
+    api = client_for(state, settings, _timeout())
+    done = api.json("POST", f"/v1/encounters/{encounter}/{kind}", auth=True)
+    if kind == "alert":
+        print(f"alert raised on {encounter} at {done['at']}: released to your on-alert and "
+              "check-in contacts, who are being notified")
+    else:
+        print(f"marked safe for {encounter} at {done['at']}: check-in contacts whose time "
+              "has not run out get nothing")
+    return EXIT_OK
