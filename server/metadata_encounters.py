@@ -115,9 +115,15 @@ class EncounterQueries:
         return int(row[0])
 
     def stream_summary(self, encounter_id: str, stream: str) -> tuple[int | None, int | None]:
-        """(highest seq stored, seq of the final chunk) of one stream; (None, None) if empty."""
+        """(highest seq stored, seq of the final chunk) of one stream; (None, None) if empty.
+
+        Uploads keep a final chunk the highest of its stream (nothing is admitted after it, and
+        it is refused below a seq already held), so one index probe answers both.
+        """
         row = self.db.execute(
-            "SELECT MAX(seq), MAX(CASE WHEN final THEN seq END) FROM chunks "
-            "WHERE encounter_id = ? AND stream = ?", [encounter_id, stream],
+            "SELECT seq, final FROM chunks WHERE encounter_id = ? AND stream = ? "
+            "ORDER BY seq DESC LIMIT 1", [encounter_id, stream],
         ).fetchone()
-        return (row[0], row[1]) if row else (None, None)
+        if row is None:
+            return None, None
+        return int(row[0]), (int(row[0]) if row[1] else None)
