@@ -20,7 +20,7 @@ from sync.account import client_for
 from sync.bundle import MANIFEST, BundleError, BundleReader, zip_bundle
 from sync.decrypt import decrypt_bundle
 from sync.fetch import Plan, Reader, fetch_encounter, owner_reader
-from sync.report import build_report, verification_text, write_report
+from sync.report import build_report, chunks_word, verification_text, write_report
 from sync.state import StateFolder
 from sync.verify import Verification, verify_bundle
 
@@ -105,8 +105,8 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
     sys.stdout.write(verification_text(result))
     for out in outputs:
         gaps = f"; gaps at byte {', '.join(str(g.at_offset) for g in out.gaps)}" if out.gaps else ""
-        print(f"Wrote      {args.output / out.file}: {out.size} bytes from {len(out.pieces)} "
-              f"chunks, SHA-256 {out.sha256}{gaps}")
+        print(f"Wrote      {args.output / out.file}: {out.size} bytes from "
+              f"{chunks_word(len(out.pieces))}, SHA-256 {out.sha256}{gaps}")
     for problem in problems:
         print(f"ERROR      {problem.message}")
     print(f"Report     {args.output / 'report.html'} (and report.json, SHA256SUMS)")

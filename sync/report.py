@@ -26,7 +26,12 @@ PROBLEMS_SHOWN = 20  # per check, in the terminal; the report lists them all
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + "000Z"
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def chunks_word(count: int) -> str:
+    return f"{count} chunk" if count == 1 else f"{count} chunks"
 
 
 def _server_block(v: Verification) -> dict[str, Any]:
@@ -169,7 +174,7 @@ def verification_text(v: Verification) -> str:
                  f"CUT OFF after seq {s.last_seq} (signed {s.last_device_time}, received "
                  f"{s.last_received_at or 'unknown'})")
         missing = f"; MISSING seq {seq_ranges(s.missing)}" if s.missing else ""
-        lines.append(f"Stream     {s.name}: seq {seq_ranges(s.seqs)} ({len(s.seqs)} chunks), "
+        lines.append(f"Stream     {s.name}: seq {seq_ranges(s.seqs)} ({chunks_word(len(s.seqs))}), "
                      f"{state}{missing}")
     if v.access:
         lines.append(f"Access     {len(v.access)} reads by contacts are in the log")

@@ -99,13 +99,19 @@ def _cell(value: Any, mono: bool = False) -> str:
     return f'<td class="hash">{escape(text)}</td>' if mono else f"<td>{escape(text)}</td>"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
+def table(headers: Sequence[str] | None, rows: Iterable[Sequence[Any]],
           mono: frozenset[int] = frozenset(), empty: str = "None.") -> str:
-    body = ["<tr>" + "".join(_cell(v, i in mono) for i, v in enumerate(row)) + "</tr>"
-            for row in rows]
+    """A table; without headers, the first cell of each row is its heading."""
+    body = []
+    for row in rows:
+        cells = [_cell(v, i in mono) for i, v in enumerate(row)]
+        if headers is None:
+            cells[0] = f"<th>{escape(str(row[0]))}</th>"
+        body.append("<tr>" + "".join(cells) + "</tr>")
     if not body:
         return f"<p>{escape(empty)}</p>"
-    head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>"
+    head = ("<tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>"
+            if headers is not None else "")
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -181,7 +187,7 @@ def render_html(report: dict[str, Any]) -> str:
         devices=table(["device", "key fingerprint (SHA-256)", "chunks signed"],
                       [(d["device_id"], d["fingerprint"], d["chunks_signed"])
                        for d in report["devices"]], frozenset({1})),
-        server=table(["", ""], kv, frozenset({1})),
+        server=table(None, kv, frozenset({1})),
         streams=_streams(report), problems=_problems(report), chunks=_chunks(report),
         access=table(["log entry", "contact", "what", "time"],
                      [(a["index"], a["contact"], a["what"], a["time"]) for a in report["access"]],
