@@ -10,19 +10,20 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
 from cli.identity import load_identities
 from crypto import age
 from crypto.errors import CryptoError
 from crypto.slot import check_encounter
-from sync.account import client_for
 from sync.bundle import MANIFEST, BundleError, BundleReader, zip_bundle
 from sync.decrypt import decrypt_bundle
-from sync.fetch import Plan, Reader, fetch_encounter, owner_reader
 from sync.report import build_report, chunks_word, verification_text, write_report
-from sync.state import StateFolder
 from sync.verify import Verification, verify_bundle
+
+if TYPE_CHECKING:
+    from sync.fetch import Plan, Reader
 
 
 @contextmanager
@@ -121,6 +122,10 @@ def reader_for(state_dir: Path) -> Reader:
 
     (A trusted contact's state folder plugs in here with its own login and pinned keys.)
     """
+    from sync.account import client_for
+    from sync.fetch import owner_reader
+    from sync.state import StateFolder
+
     state = StateFolder(state_dir)
     settings = state.require_registered()
     return owner_reader(client_for(state, settings), settings.server_url, settings.server_key,
@@ -145,6 +150,8 @@ def byte_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Plan], No
 
 
 def fetch(args: argparse.Namespace) -> int:
+    from sync.fetch import fetch_encounter  # the network stack: only fetch needs it
+
     try:
         encounter_id = check_encounter(args.encounter)
     except CryptoError:

@@ -118,12 +118,17 @@ class BundleReader:
 
     @staticmethod
     def _folder_names(root: Path) -> set[str]:
-        names = set()
-        for dirpath, _dirs, files in os.walk(root):
-            for name in files:
-                full = Path(dirpath) / name
-                if not full.is_symlink():  # a bundle's files are its own, never links elsewhere
-                    names.add(full.relative_to(root).as_posix())
+        names: set[str] = set()
+        pending = [("", str(root))]
+        while pending:
+            prefix, folder = pending.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    # A bundle's files are its own: symbolic links are never followed.
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((f"{prefix}{entry.name}/", entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        names.add(prefix + entry.name)
         return names
 
     @staticmethod
