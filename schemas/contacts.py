@@ -12,6 +12,7 @@ from schemas.common import (
     signature_field,
     time_field,
 )
+from schemas.deletion import DeletionSchema
 
 INVITATION_ID_PATTERN = r"^[A-Za-z0-9_-]{22}$"  # 16 random bytes, unpadded base64url
 PROOF_PATTERN = r"^[A-Za-z0-9+/]{43}=$"  # HMAC-SHA256, standard base64
@@ -192,6 +193,8 @@ class ReleasedEncounterSchema(Schema):
     released_at = time_field("when the policy released it", required=True)
     reason = fields.String(required=True, metadata={"description": "immediate | alert | "
                                                     "check_in"})
+    deletion = fields.Nested(DeletionSchema, required=True, allow_none=True, metadata={
+        "description": "a scheduled or held deletion: place a hold to stop it"})
 
 
 class ReleasedListSchema(Schema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from schemas.common import time_field
+from schemas.deletion import DeletionSchema
 
 
 class EncounterPutSchema(Schema):
@@ -16,6 +17,8 @@ class EncounterSchema(Schema):
     started_at = time_field("when the recording started (device clock)", required=True)
     created_at = time_field("when the server first heard of it", required=True)
     log_origin = fields.String(required=True, metadata={"description": "checkpoint origin line"})
+    deletion = fields.Nested(DeletionSchema, allow_none=True, metadata={
+        "description": "a scheduled or held deletion (lists and reads; null if none)"})
 
 
 class EncounterListSchema(Schema):

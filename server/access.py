@@ -4,6 +4,7 @@
 - A trusted contact reads an encounter only while its release policy says so (server/release.py,
   decided now from stored facts); it never writes. Each read it makes is then recorded in the
   access log and the encounter's Merkle log (server/access_log.py, after the response is made).
+- A deleted encounter answers 410 `deleted` to those who could read it (server/deletion.py).
 - Anyone else — another account, a contact before release, a revoked contact — is told "not
   found", exactly as for an encounter that does not exist, so ids can't be probed.
 """
@@ -14,6 +15,7 @@ from flask import g, has_request_context
 
 from server.auth import CONTACT, DEVICE, Caller
 from server.context import services
+from server.deletion import refuse_if_deleted
 from server.errors import not_found
 from server.metadata import Tx
 from server.metadata_encounters import Encounter
@@ -41,6 +43,7 @@ def readable_encounter(tx: Tx, caller: Caller, encounter_id: str,
     when = services().now() if now is None else now
     if encounter is None or not may_read(tx, caller, encounter, when):
         raise not_found()
+    refuse_if_deleted(tx, encounter_id)  # 410 only to those who could read it
     if caller.kind == CONTACT and has_request_context():
         setattr(g, CONTACT_READ, encounter_id)  # server/access_log.py records it
     return encounter
@@ -50,4 +53,5 @@ def writable_encounter(tx: Tx, caller: Caller, encounter_id: str) -> Encounter:
     encounter = tx.encounter(encounter_id)
     if encounter is None or not may_write(caller, encounter):
         raise not_found()
+    refuse_if_deleted(tx, encounter_id)
     return encounter

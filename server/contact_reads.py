@@ -10,6 +10,7 @@ from typing import Any
 
 from server.auth import Caller, iso
 from server.context import Services
+from server.deletion import open_deletion_view
 from server.encounters import log_origin
 from server.metadata import Tx
 from server.metadata_changes import Change
@@ -17,7 +18,12 @@ from server.metadata_contacts import ACTIVE, Contact
 from server.release import announce_releases, encounter_release, released_encounters
 
 # Account-wide change kinds a contact sees, for encounters released to it.
-SHARED_KINDS = ("chunk_stored", "alert", "safe")
+RELEASED_KINDS = ("chunk_stored", "alert", "safe")
+# ... and those every active contact sees, released or not: a deletion may be coerced, and any
+# contact may hold it (server/deletion.py).
+DELETION_KINDS = ("deletion_scheduled", "deletion_held", "deletion_cancelled",
+                  "encounter_deleted")
+SHARED_KINDS = RELEASED_KINDS + DELETION_KINDS
 SCAN_BATCH = 500
 
 
@@ -33,11 +39,13 @@ def released_list(svc: Services, caller: Caller) -> list[dict[str, Any]]:
         if contact is None:
             return []
         announce_releases(tx, now, [contact])
-        found = released_encounters(tx, contact, now)
+        found = [(e, r, open_deletion_view(tx, e.encounter_id))
+                 for e, r in released_encounters(tx, contact, now)]
     return [{"encounter_id": e.encounter_id, "started_at": e.started_at,
              "created_at": e.created_at, "log_origin": log_origin(svc.server_name,
                                                                   e.encounter_id),
-             "released_at": iso(r.at.timestamp()), "reason": r.reason} for e, r in found]
+             "released_at": iso(r.at.timestamp()), "reason": r.reason,
+             "deletion": vars(d) if d is not None else None} for e, r, d in found]
 
 
 def contact_changes(svc: Services, caller: Caller, after: int,
@@ -62,7 +70,8 @@ def _scan(tx: Tx, contact: Contact, after: int, limit: int,
         batch = tx.contact_change_candidates(contact.account_id, contact.contact_id, last,
                                              SHARED_KINDS, SCAN_BATCH)
         for change in batch:
-            if change.kind == "released" or _released(tx, contact, change, cache, now):
+            if change.kind in ("released", *DELETION_KINDS) \
+                    or _released(tx, contact, change, cache, now):
                 if len(visible) == limit:
                     return visible, visible[-1].id, False
                 visible.append(change)

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from server.auth import Caller, iso
+from server.auth import CONTACT, DEVICE, Caller, iso
 from server.blobstore import BlobStore, BlobStoreError
 from server.context import Services
 from server.errors import ApiError, not_found
@@ -76,7 +76,7 @@ def _announce(tx: Tx, encounter: Encounter, kind: str, at: str,
 
 def _owned_live_encounter(tx: Tx, caller: Caller, encounter_id: str) -> Encounter:
     encounter = tx.encounter(encounter_id)
-    if encounter is None or caller.kind != "device" or caller.account_id != encounter.account_id:
+    if encounter is None or caller.kind != DEVICE or caller.account_id != encounter.account_id:
         raise not_found()
     refuse_if_deleted(tx, encounter_id)
     return encounter
@@ -121,18 +121,16 @@ def place_hold(svc: Services, caller: Caller, encounter_id: str) -> DeletionView
     now = iso(svc.now())
     with svc.store.write() as tx:
         encounter = tx.encounter(encounter_id)
-        if encounter is None or not may_see_deletion(tx, caller, encounter):
+        if encounter is None or caller.kind != CONTACT \
+                or not may_see_deletion(tx, caller, encounter):
             raise not_found()
-        if caller.kind != "contact":
-            raise ApiError(403, "not_a_contact", "Only a trusted contact can hold a deletion; "
-                           "the owner can cancel it with DELETE .../deletion.")
         refuse_if_deleted(tx, encounter_id)
         current = tx.open_deletion(encounter_id)
         if current is None:
             raise ApiError(409, "no_deletion_scheduled",
                            "No deletion of this encounter is scheduled; there is nothing to hold.")
         if current.state == "scheduled":
-            tx.set_deletion_state(current.request_id, "held", held_by=contact_id_of(caller),
+            tx.set_deletion_state(current.request_id, "held", held_by=caller.contact_id,
                                   held_at=now)
             _announce(tx, encounter, "deletion_held", now)
         held = tx.deletion_request(current.request_id)
@@ -160,19 +158,15 @@ def open_deletion_view(tx: Tx, encounter_id: str) -> DeletionView | None:
 
 def may_see_deletion(tx: Tx, caller: Caller, encounter: Encounter) -> bool:
     """The owner's devices and every active contact of the owner (released to them or not)."""
-    if caller.kind == "device":
+    if caller.kind == DEVICE:
         return caller.account_id == encounter.account_id
-    if caller.kind == "contact":
-        return contact_id_of(caller) in active_contact_ids(tx, encounter.account_id)
+    if caller.kind == CONTACT:
+        return caller.contact_id in active_contact_ids(tx, encounter.account_id)
     return False
 
 
 def active_contact_ids(tx: Tx, account_id: str) -> list[str]:
     return [contact.contact_id for contact in tx.contacts_of(account_id, ACTIVE)]
-
-
-def contact_id_of(caller: Caller) -> str:
-    return caller.device_id
 
 
 # -- the worker's part --------------------------------------------------------------------------

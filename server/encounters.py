@@ -10,6 +10,7 @@ from crypto.checkpoint import Checkpoint, encounter_origin, sign_checkpoint
 from crypto.merkle import EMPTY_ROOT
 from server.auth import Caller, iso
 from server.context import Services
+from server.deletion import refuse_if_deleted
 from server.errors import ApiError
 from server.metadata_contacts import ACTIVE
 from server.metadata_encounters import Encounter
@@ -38,6 +39,7 @@ def put_encounter(svc: Services, caller: Caller, encounter_id: str,
             if existing.account_id != caller.account_id:
                 raise ApiError(409, "encounter_taken",
                                "This encounter id belongs to another account; make a new UUID.")
+            refuse_if_deleted(tx, encounter_id)
             return existing, False
         encounter = Encounter(encounter_id, caller.account_id, started_at, now,
                               caller.device_id, 0)

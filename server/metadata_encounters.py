@@ -68,8 +68,10 @@ class EncounterQueries:
         return Encounter(**rows[0]) if rows else None
 
     def encounters_of(self, account_id: str) -> list[Encounter]:
+        """The account's encounters, oldest first; deleted ones (tombstoned) are gone."""
         rows = self.db.query(
             f"SELECT {_ENCOUNTER_COLUMNS} FROM encounters WHERE account_id = ? "  # noqa: S608
+            "AND encounter_id NOT IN (SELECT encounter_id FROM encounter_tombstones) "
             "ORDER BY created_at, encounter_id",
             [account_id],
         )

@@ -123,10 +123,12 @@ class NotifyQueries:
     def claim_due_deliveries(self, now: float, lease_until: float,
                              limit: int) -> list[Delivery]:
         """Pending deliveries whose time has come and that no other worker holds; leased."""
+        # Oldest due first, and in the order the events happened among equals.
         rows = list(self.db.query(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' "  # noqa: S608
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries "  # noqa: S608
+            "JOIN notifications USING (notification_id) WHERE state = 'pending' "
             "AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
-            "ORDER BY next_attempt_at, notification_id LIMIT ?", [now, now, limit],
+            "ORDER BY next_attempt_at, notifications.id, channel LIMIT ?", [now, now, limit],
         ))
         for row in rows:
             self.db.execute("UPDATE deliveries SET lease_until = ? WHERE notification_id = ? "

@@ -137,6 +137,7 @@ def upload_chunk(svc: Services, caller: Caller, slot_url: tuple[str, str, int],
         return held, False
     _store_blob(svc, desc, body)
     with svc.store.write() as tx:
+        writable_encounter(tx, caller, slot_url[0])  # again: a deletion may have begun since
         held = admit(tx, svc, desc)
         if held is not None:
             return held, False

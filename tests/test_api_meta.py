@@ -60,6 +60,11 @@ CONTACT_OPERATIONS = {  # issue 4: trusted contacts (tests/test_contacts_*.py)
     ("POST", "/v1/encounters/{encounter_id}/alert"), ("POST", "/v1/encounters/{encounter_id}/safe"),
     ("GET", "/v1/encounters/{encounter_id}/access-log"),
 }
+DELETION_OPERATIONS = {  # issue 4: delayed, holdable deletion (tests/test_deletion.py)
+    ("DELETE", "/v1/encounters/{encounter_id}"), ("GET", "/v1/encounters/{encounter_id}/deletion"),
+    ("DELETE", "/v1/encounters/{encounter_id}/deletion"),
+    ("POST", "/v1/encounters/{encounter_id}/hold"),
+}
 
 
 def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> None:
@@ -77,7 +82,7 @@ def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> No
         ("GET", log + "/checkpoint"), ("GET", log + "/checkpoints/{size}"),
         ("GET", log + "/consistency"), ("GET", log + "/inclusion"), ("GET", log + "/leaves"),
         ("GET", "/v1/changes"),
-    } | CONTACT_OPERATIONS
+    } | CONTACT_OPERATIONS | DELETION_OPERATIONS
     upload = spec["paths"][chunk]["put"]
     assert "application/octet-stream" in upload["requestBody"]["content"]
     assert any(p["name"] == "Safehold-Descriptor" and p["in"] == "header"

@@ -16,7 +16,9 @@ from schemas.encounters import (
 from server.access import readable_encounter
 from server.api.common import caller, device_endpoint, reader_endpoint, refusals
 from server.context import services
+from server.deletion import open_deletion_view
 from server.encounters import log_origin, put_encounter
+from server.metadata import Tx
 from server.metadata_encounters import Encounter
 
 blp = Blueprint("encounters", __name__, url_prefix="/v1", description="Encounters")
@@ -31,6 +33,11 @@ def encounter_body(encounter: Encounter) -> dict[str, Any]:
     }
 
 
+def with_deletion(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
+    view = open_deletion_view(tx, body["encounter_id"])
+    return {**body, "deletion": vars(view) if view is not None else None}
+
+
 @blp.route("/encounters")
 class Encounters(MethodView):
     @device_endpoint(blp)
@@ -38,8 +45,9 @@ class Encounters(MethodView):
     def get(self) -> dict[str, Any]:
         """The caller's account's encounters, oldest first."""
         with services().store.read() as tx:
-            found = tx.encounters_of(caller().account_id)
-        return {"encounters": [encounter_body(e) for e in found]}
+            found = [with_deletion(tx, encounter_body(e))
+                     for e in tx.encounters_of(caller().account_id)]
+        return {"encounters": found}
 
 
 @blp.route("/encounters/<uuid_lower:encounter_id>")
@@ -62,8 +70,9 @@ class EncounterById(MethodView):
         with services().store.read() as tx:
             encounter = readable_encounter(tx, caller(), encounter_id)
             streams = tx.streams(encounter_id)
+            body = with_deletion(tx, encounter_body(encounter))
         return {
-            **encounter_body(encounter),
+            **body,
             "log_size": encounter.log_size,
             "streams": {name: {"seqs": state.seqs, "final_seq": state.final_seq}
                         for name, state in streams.items()},
