@@ -114,6 +114,7 @@ class Outbox:
     """The outbox database of one state folder."""
 
     def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
                                timeout=30.0)
         self.db = sqlite_utils.Database(conn)

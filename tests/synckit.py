@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crypto.errors import CryptoError
 from sync.account import device_login
 from sync.api import ApiClient, unb64
 from sync.outbox import ChunkKey, Outbox
 from sync.state import StateFolder
-from tests.helpers import PYTHON, ROOT
+from tests.helpers import PYTHON, ROOT, verify_receipt
 
 # Tests must not wait 30 s for a dead network to be declared dead.
 FAST_CLIENT = {"SAFEHOLD_SYNC_PATIENCE": "3", "SAFEHOLD_HTTP_TIMEOUT": "5"}
@@ -93,23 +94,35 @@ class Audit:
     leaf_count: dict[str, int]
     chunk_count: dict[str, int]
     duplicate_leaves: list[str]
+    bad_receipts: list[str]  # acknowledged without a receipt that verifies on its own
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.extra or self.corrupt or self.duplicate_leaves) and \
-            self.leaf_count == self.chunk_count
+        return not (self.missing or self.extra or self.corrupt or self.duplicate_leaves
+                    or self.bad_receipts) and self.leaf_count == self.chunk_count
 
 
 def audit(state: Path, url: str) -> Audit:
     api = api_for(state, url)
     outbox = Outbox(state / "outbox.db")
-    result = Audit([], [], [], {}, {}, [])
+    result = Audit([], [], [], {}, {}, [], [])
     try:
         for encounter in sorted({str(r["encounter"]) for r in outbox.chunks()}):
             _audit_encounter(api, outbox, encounter, result)
     finally:
         outbox.close()
     return result
+
+
+def _receipt_verifies(outbox: Outbox, key: ChunkKey, note: str) -> bool:
+    """The stored receipt checked with crypto/ alone (tests/helpers.py), not with sync/."""
+    receipt = outbox.receipt(key)
+    server_key = StateFolder(Path(outbox.path).parent).require_registered().server_key
+    try:
+        verify_receipt(receipt or {}, note, server_key)
+    except (CryptoError, AssertionError, KeyError, TypeError):
+        return False
+    return True
 
 
 def _audit_encounter(api: ApiClient, outbox: Outbox, encounter: str, result: Audit) -> None:
@@ -125,6 +138,8 @@ def _audit_encounter(api: ApiClient, outbox: Outbox, encounter: str, result: Aud
         assert sealed is not None
         if hashlib.sha256(body).hexdigest() != ours[key]["sha256"] or note != sealed.descriptor:
             result.corrupt.append(str(key))
+        if ours[key]["state"] == "acknowledged" and not _receipt_verifies(outbox, key, note):
+            result.bad_receipts.append(str(key))
     leaves: list[dict[str, Any]] = []
     while len(leaves) < int(info["log_size"]):  # the server pages leaves
         leaves += api.leaves(encounter, len(leaves), int(info["log_size"]))
