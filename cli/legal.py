@@ -34,6 +34,7 @@ def progress_bar(total: int, what: str) -> Iterator[Callable[[int], None]]:
         return
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: worker processes are forked while it runs
     with tqdm(total=total, unit="chunk", desc=what, file=sys.stderr, leave=False) as bar:
         yield bar.update
 

@@ -296,3 +296,12 @@ def owner_reader(api: ApiClient, server_url: str, server_key: str, device_id: st
         return listed
 
     return Reader(api, server_url, server_key, devices, {"kind": "device", "id": device_id})
+
+
+def contact_reader(api: ApiClient, server_url: str, server_key: str, contact_id: str,
+                   device_keys: Sequence[dict[str, str]]) -> Reader:
+    """A trusted contact: the same reads once released, its own login, and the owner's device
+    keys and the server key it pinned when it joined (never taken from the server later)."""
+    pinned = [dict(d) for d in device_keys]
+    return Reader(api, server_url, server_key, lambda: pinned,
+                  {"kind": "contact", "id": contact_id})
