@@ -27,6 +27,9 @@ SCRYPT_TYPE = "scrypt"
 MAX_WORK_FACTOR_SYNTAX = 64  # larger log2(N) values cannot be computed anyway
 
 _RAW_B64 = re.compile(rb"[A-Za-z0-9+/]*")
+# A stanza line: "->", then one or more words of printable ASCII (VCHAR), single spaces between.
+_STANZA_LINE = re.compile(rb"-> [\x21-\x7e]+(?: [\x21-\x7e]+)*")
+_VCHAR_WORD = re.compile(r"[\x21-\x7e]+")
 _WORK_FACTOR = re.compile(r"[1-9][0-9]*")
 
 
@@ -87,16 +90,11 @@ def find_header_end(buf: bytes | bytearray, start: int = 0) -> int:
     return -1 if newline < 0 else newline + 1
 
 
-def _is_vchar_word(word: bytes) -> bool:
-    return bool(word) and all(33 <= c <= 126 for c in word)
-
-
 def _parse_stanza_line(line: bytes) -> tuple[str, tuple[str, ...]]:
-    words = line.split(b" ")
-    if words[0] != STANZA_PREFIX or len(words) < 2 or not all(map(_is_vchar_word, words[1:])):
+    if not _STANZA_LINE.fullmatch(line):
         raise MalformedError("malformed stanza line in header")
-    decoded = [w.decode("ascii") for w in words[1:]]
-    return decoded[0], tuple(decoded[1:])
+    words = line[len(STANZA_PREFIX) + 1 :].decode("ascii").split(" ")
+    return words[0], tuple(words[1:])
 
 
 def _read_body(lines: list[bytes], i: int) -> tuple[bytes, int]:
@@ -200,7 +198,7 @@ def slot_stanza(slot: Slot) -> Stanza:
 
 def encode_stanza(stanza: Stanza) -> bytes:
     words = [stanza.type, *stanza.args]
-    if not all(_is_vchar_word(w.encode("ascii", "replace")) for w in words):
+    if not all(_VCHAR_WORD.fullmatch(word) for word in words):
         raise MalformedError("stanza words must be non-empty printable ASCII without spaces")
     text = b64encode_raw(stanza.body)
     lines = [text[i : i + COLUMNS] for i in range(0, len(text), COLUMNS)]
