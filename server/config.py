@@ -30,6 +30,7 @@ _INTEGERS: dict[str, tuple[str, int]] = {
     "NOTIFY_RETRY_BASE_SECONDS": ("SAFEHOLD_NOTIFY_RETRY_BASE_SECONDS", 10),
     "NOTIFY_RETRY_MAX_SECONDS": ("SAFEHOLD_NOTIFY_RETRY_MAX_SECONDS", 3600),
     "NOTIFY_MAX_ATTEMPTS": ("SAFEHOLD_NOTIFY_MAX_ATTEMPTS", 30),
+    "NOTIFY_LEASE_SECONDS": ("SAFEHOLD_NOTIFY_LEASE_SECONDS", 120),
 }
 # name -> environment variable, for optional text settings (None when unset)
 _TEXTS: dict[str, str] = {

@@ -44,7 +44,6 @@ from server.notify import encode_body, message_body
 
 log = logging.getLogger("safehold.worker")
 BATCH = 50
-LEASE_SECONDS = 120.0
 
 
 @dataclass
@@ -79,7 +78,10 @@ class Worker:
         report.released = release_passed_check_ins(self.store, now)
         report.deleted = carry_out_due_deletions(self.store, self.blobs, now)
         report.expanded = self.expand_notifications(now)
-        for delivery in self.claim(now):
+        for _ in range(BATCH):
+            delivery = self.claim(self.clock())
+            if delivery is None:
+                break
             if self.attempt(delivery):
                 report.delivered += 1
             else:
@@ -120,9 +122,13 @@ class Worker:
             found.append(("email", channels.email))
         return found
 
-    def claim(self, now: float) -> list[Delivery]:
+    def claim(self, now: float) -> Delivery | None:
+        """One due delivery, leased to this worker. One at a time, so that a lease only has to
+        outlast one send (webhook and SMTP time out well within the default 120 s)."""
+        lease = float(self.config["NOTIFY_LEASE_SECONDS"])
         with self.store.write() as tx:
-            return tx.claim_due_deliveries(now, now + LEASE_SECONDS, BATCH)
+            found = tx.claim_due_deliveries(now, now + lease, 1)
+        return found[0] if found else None
 
     def attempt(self, delivery: Delivery) -> bool:
         """Send once; record the outcome. True when the receiver accepted it."""

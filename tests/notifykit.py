@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -42,6 +43,8 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self.port}/hooks/safehold"
         self.received: list[Received] = []
         self.status = 200
+        # Called with each request before it is recorded and answered (e.g. to stall it).
+        self.on_request: Callable[[Received], None] | None = None
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> WebhookReceiver:
@@ -50,8 +53,11 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                receiver.received.append(Received(self.path, dict(self.headers.items()), body))
+                message = Received(self.path, dict(self.headers.items()),
+                                   self.rfile.read(length))
+                if receiver.on_request is not None:
+                    receiver.on_request(message)
+                receiver.received.append(message)
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
