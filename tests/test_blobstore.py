@@ -9,8 +9,6 @@ import hashlib
 import os
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
+from moto_s3 import moto_endpoint, new_bucket  # noqa: F401 - a fixture
 
 from server.blobstore import (
     BlobConflict,
@@ -40,28 +39,6 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1", "NO_PROXY": "127.0.0.1"}.items():
-            mp.setenv(name, value)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-        server.stop()
-
-
-def new_bucket(endpoint: str) -> str:
-    bucket = f"safehold-test-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=bucket)
-    return bucket
-
-
 @pytest.fixture(params=["local", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     config: dict[str, Any] = {"BLOB_STORE": request.param, "DATA_DIR": tmp_path}
@@ -72,8 +49,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
 
 
 @pytest.fixture
-def s3_store(moto_endpoint: str) -> S3BlobStore:
-    return S3BlobStore(new_bucket(moto_endpoint), endpoint_url=moto_endpoint)
+def s3_store(request: pytest.FixtureRequest) -> S3BlobStore:
+    endpoint = request.getfixturevalue("moto_endpoint")
+    return S3BlobStore(new_bucket(endpoint), endpoint_url=endpoint)
 
 
 KEY = chunk_key(ENCOUNTER, "audio", 0)
@@ -262,7 +240,8 @@ def test_s3_every_put_carries_its_sha256_checksum(s3_store: S3BlobStore) -> None
     assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(BODY).digest()).decode()
 
 
-def test_s3_unreachable_is_reported_as_unavailable(moto_endpoint: str) -> None:
+@pytest.mark.usefixtures("moto_endpoint")  # for its dummy AWS credentials
+def test_s3_unreachable_is_reported_as_unavailable() -> None:
     import socket
 
     with socket.socket() as sock:  # a port nobody listens on

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
 import pytest
 from helpers import Device, registered_device
 from log_audit import (
@@ -20,13 +21,21 @@ from log_audit import (
     seal_many,
     verify_against_latest,
 )
+from moto_s3 import moto_endpoint, new_bucket  # noqa: F401 - a fixture
 
 Upload = tuple[Sealed, int, dict[str, Any]]
 
 
-@pytest.fixture(scope="module")
-def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
-    server = Gunicorn(tmp_path_factory.mktemp("concurrency") / "data", workers=3).start()
+@pytest.fixture(scope="module", params=["local", "s3"])
+def gunicorn(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    env = {}
+    if request.param == "s3":  # chunk bodies in moto's S3 over HTTP, metadata in SQLite
+        endpoint = request.getfixturevalue("moto_endpoint")
+        env = {"SAFEHOLD_BLOB_STORE": "s3", "SAFEHOLD_S3_BUCKET": new_bucket(endpoint),
+               "SAFEHOLD_S3_ENDPOINT_URL": endpoint}
+    data_dir = tmp_path_factory.mktemp(f"concurrency-{request.param}") / "data"
+    server = Gunicorn(data_dir, workers=3, env=env).start()
     yield server
     server.stop()
 
@@ -74,6 +83,21 @@ def check_encounter(device: Device, server_key: str, sent: list[Sealed],
         assert device.call("GET", path).content == chunk.body
 
 
+def bodies_are_in_the_configured_store(server: Gunicorn, sent: list[Sealed]) -> None:
+    keys = {f"encounters/{c.encounter}/{c.stream}/{c.seq:08d}.age": c.body for c in sent}
+    bucket = server.extra_env.get("SAFEHOLD_S3_BUCKET")
+    if bucket is None:
+        for key, body in keys.items():
+            assert (server.data_dir / "blobs" / key).read_bytes() == body
+        return
+    assert not (server.data_dir / "blobs").exists() or not any(
+        (server.data_dir / "blobs").rglob("*.age"))
+    s3 = boto3.client("s3", endpoint_url=server.extra_env["SAFEHOLD_S3_ENDPOINT_URL"],
+                      region_name="us-east-1")
+    for key, body in keys.items():
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+
+
 def statuses_are_one_201_per_chunk(uploads: list[Upload]) -> None:
     created: dict[tuple[str, str, int], int] = {}
     for chunk, status, body in uploads:
@@ -93,6 +117,7 @@ def test_threads_racing_into_one_encounter(gunicorn: Gunicorn) -> None:
     uploads = upload_all(jobs, threads=12)
     statuses_are_one_201_per_chunk(uploads)
     check_encounter(device, gunicorn.server_key(), sent, uploads)
+    bodies_are_in_the_configured_store(gunicorn, sent)
 
 
 def test_many_accounts_and_encounters_at_once(gunicorn: Gunicorn) -> None:

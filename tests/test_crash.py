@@ -154,7 +154,10 @@ def test_acknowledged_chunks_survive_kill_dash_nine(tmp_path: Path) -> None:
         latest, leaves = audit_log(device, encounter, server.server_key())
         assert sorted(leaves) == sorted(c.note.encode() for c in sent)
         info = get_json(device, f"/v1/encounters/{encounter}")
-        assert info["streams"]["audio"] == {"seqs": list(range(60)), "final_seq": 59}
+        assert info["streams"] == {
+            "log": {"seqs": list(range(30)), "final_seq": 29},
+            "audio": {"seqs": list(range(60)), "final_seq": 59},
+            "video": {"seqs": list(range(60)), "final_seq": 59}}
         assert blob_files(server.data_dir) == {
             f"encounters/{encounter}/{c.stream}/{c.seq:08d}.age":
                 hashlib.sha256(c.body).hexdigest() for c in sent}
