@@ -69,7 +69,7 @@ class LocalBlobStore:
         if linked:
             fsync_dir(path.parent)
         elif not self._same_blob_stored(path, sha256_hex):
-            raise BlobMissing(f"{path} vanished while being written")  # deleted concurrently
+            raise BlobStoreUnavailable(f"{path} was deleted while being written; retry")
 
     def get(self, key: str) -> bytes:
         path = self.path_of(key)

@@ -98,17 +98,18 @@ class S3BlobStore:
                 return
             except ClientError as exc:
                 code = error_code(exc)
-                if code in _EXISTS:
-                    self._judge_existing(key, sha256_hex)
-                    return
                 if code in _BAD_DIGEST:
                     raise BlobDigestMismatch(f"S3 refused {key}: {code}") from exc
-                if code not in _IN_PROGRESS:
+                if code not in _EXISTS | _IN_PROGRESS:
                     raise BlobStoreUnavailable(f"S3 refused {key}: {exc}") from exc
-                time.sleep(0.05 * (attempt + 1))  # let the concurrent write settle, then retry
             except BotoCoreError as exc:
                 raise BlobStoreUnavailable(f"S3 unreachable storing {key}: {exc}") from exc
-        self._judge_existing(key, sha256_hex)
+            try:
+                self._judge_existing(key, sha256_hex)
+                return
+            except BlobMissing:  # deleted meanwhile, or a racing write not finished: retry
+                time.sleep(0.05 * (attempt + 1))
+        raise BlobStoreUnavailable(f"S3 kept refusing conditional writes to {key}")
 
     def get(self, key: str) -> bytes:
         return self._get_object(key)
