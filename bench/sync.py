@@ -130,6 +130,8 @@ def our_drain(state: StateFolder, settings: Settings, workers: int) -> tuple[flo
     if report.remaining or report.untrusted or report.refused or report.fatal:
         raise SystemExit(f"drain incomplete: {report}")
     outbox.close()
+    print(f"  (ours: {report.acknowledged} receipts verified, {report.consistency_requests} "
+          f"needed a consistency request, {report.retries} retries)")
     return elapsed, report.acknowledged
 
 
@@ -163,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=1000, help="media chunks (log adds as many)")
     parser.add_argument("--chunk-kib", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4, help="as `safehold device sync`")
     parser.add_argument("--rounds", type=int, default=3, help="alternating which goes first")
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()

@@ -35,6 +35,7 @@ from sync.receipts import Proven, ReceiptVerifier
 
 PREPARE_EVERY = 1.0  # seconds between looks for new encounters (sooner when woken)
 LINK_WAIT = 0.5  # seconds a receipt may wait for the receipts before it to arrive
+COMMIT_EVERY = 0.1  # seconds between acknowledgement transactions while uploads run
 
 
 class Transport(Protocol):
@@ -104,6 +105,7 @@ class Uploader:
         self._pending: list[_Pending] = []
         self._acks: list[tuple[ChunkKey, dict[str, Any], bool]] = []
         self._shook_hands = False
+        self._last_commit = 0.0
         self._next_prepare = 0.0
         self._stall_until = 0.0  # global backoff after a failed handshake/creation
         self._stall_attempts = 0
@@ -141,7 +143,7 @@ class Uploader:
         for item in self._pending:
             self.outbox.release(item.chunk.key, None, count_attempt=False)
         self._pending.clear()
-        self._commit()
+        self._commit(whatever=True)
         while self._ready:
             self.outbox.release(self._ready.popleft().key, None, count_attempt=False)
 
@@ -283,9 +285,14 @@ class Uploader:
             self._acks.append((item.chunk.key, item.receipt, item.held))
         self._pending = waiting
 
-    def _commit(self) -> bool:
-        if not self._acks:
+    def _commit(self, whatever: bool = False) -> bool:
+        """Write the verified acks in one transaction, batching a few rounds' worth: a lost
+        (uncommitted) ack costs only a receipt request in the next run."""
+        due = whatever or not self._inflight or len(self._acks) >= 2 * self.workers or \
+            time.monotonic() - self._last_commit >= COMMIT_EVERY
+        if not self._acks or not due:
             return False
+        self._last_commit = time.monotonic()
         self.outbox.acknowledge([(key, receipt) for key, receipt, _ in self._acks],
                                 self.verifier.take_new_checkpoints())
         for key, _receipt, held in self._acks:
