@@ -83,7 +83,9 @@ def send_webhook(session: requests.Session, url: str, secret: str, body: bytes,
         SIGNATURE_HEADER: webhook_signature(secret, timestamp, body),
     }
     try:
+        # stream=True: only the status matters; a receiver's body is never read into memory.
         response = session.post(url, data=body, headers=headers, allow_redirects=False,
+                                stream=True,
                                 timeout=(WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_READ_TIMEOUT))
     except requests.RequestException as exc:
         raise DeliveryFailed(f"webhook POST failed: {type(exc).__name__}: {exc}")

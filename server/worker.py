@@ -138,7 +138,7 @@ class Worker:
                         if notification is not None else None)
         try:
             if notification is None or channels is None or not channels.active:
-                raise DeliveryFailed("the contact was removed", permanent=True)
+                raise DeliveryFailed("the contact was revoked", permanent=True)
             self.send(delivery, notification, channels)
         except DeliveryFailed as failure:
             self.record_failure(delivery, failure)

@@ -179,3 +179,17 @@ def test_private_targets_are_refused_unless_allowed(server: AppServer,
         [delivery] = tx.deliveries_of(notification.notification_id)
     assert delivery.state == "failed" and "non-public address 127.0.0.1" in str(
         delivery.last_error)
+
+
+def test_a_revoked_contact_is_sent_nothing_more(server: AppServer,
+                                               receiver: WebhookReceiver) -> None:
+    owner = registered_device(server.url, server.name)
+    contact = add_contact(owner, "immediate", now=server.clock.now,
+                          notify_webhook_url=receiver.url)
+    recording(owner)  # queues `released` for the contact
+    assert owner.call("DELETE", f"/v1/contacts/{contact.contact_id}").status_code == 200
+    worker = server.worker()
+    for _ in range(3):
+        worker.run_once()
+        server.clock.advance(24 * 3600)
+    assert receiver.received == []
