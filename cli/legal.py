@@ -118,11 +118,13 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
 # ---------------------------------------------------------------- fetch
 
 
-def reader_for(state_dir: Path) -> Reader:
-    """Who is fetching, from the state folder: the owner's registered device.
+def reader_for(state_dir: Path, encounter_id: str) -> Reader:
+    """Who is fetching, from the state folder: a trusted contact (`safehold contact join`)
+    through the membership the encounter was released to, else the owner's device."""
+    from sync.contact_state import MEMBERSHIPS
 
-    (A trusted contact's state folder plugs in here with its own login and pinned keys.)
-    """
+    if (state_dir / MEMBERSHIPS).exists():
+        return _contact_reader(state_dir, encounter_id)
     from sync.account import client_for
     from sync.fetch import owner_reader
     from sync.state import StateFolder
@@ -131,6 +133,20 @@ def reader_for(state_dir: Path) -> Reader:
     settings = state.require_registered()
     return owner_reader(client_for(state, settings), settings.server_url, settings.server_key,
                         settings.device_id, settings.device_key)
+
+
+def _contact_reader(state_dir: Path, encounter_id: str) -> Reader:
+    from crypto.signing import key_name
+    from sync.contact_client import membership_for
+    from sync.contact_state import ContactState
+    from sync.fetch import contact_reader
+
+    membership, api = membership_for(ContactState(state_dir), encounter_id)
+    # The owner's device keys as the invitation proved them; a device id is its key's name.
+    devices = [{"device_id": key_name(key).removeprefix("device-"), "device_key": key}
+               for key in membership.owner_device_keys]
+    return contact_reader(api, membership.server_url, membership.server_key,
+                          membership.contact_id, devices)
 
 
 @contextmanager
@@ -157,7 +173,7 @@ def fetch(args: argparse.Namespace) -> int:
         encounter_id = check_encounter(args.encounter)
     except CryptoError:
         raise CliError(f"{args.encounter!r} is not an encounter id (a lowercase UUID)")
-    reader = reader_for(args.state)
+    reader = reader_for(args.state, encounter_id)
     with byte_progress() as (tick, planned):
         result = fetch_encounter(reader, encounter_id, args.output, progress=tick,
                                  on_plan=planned)

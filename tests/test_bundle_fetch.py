@@ -3,9 +3,10 @@
 Everything runs as a user runs it: `safehold serve` on loopback (tests/conftest.py), the device
 client `safehold device ...` and `safehold fetch | verify | decrypt` as subprocesses.
 
-Until trusted contacts can fetch (issue 4's client side), the walkthrough fetches with the
-owner's own device and decrypts with the owner's recovery identity (state/recovery.key), which
-every chunk is sealed to.
+The walkthrough runs twice: the owner fetching with their own device and decrypting with
+their recovery identity (state/recovery.key, to which every chunk is sealed), and a trusted
+contact who joined by invitation fetching what was released to them and decrypting with their
+own key.
 """
 
 from __future__ import annotations
@@ -68,6 +69,45 @@ def test_readme_walkthrough_record_fetch_verify_decrypt(live_server, tmp_path: P
                                str(bundle / f"chunks/audio/{seq:08d}.age")],
                               capture_output=True, check=True).stdout
         assert part == media[seq * CHUNK:(seq + 1) * CHUNK]
+
+
+def safehold(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, env={"SAFEHOLD_SYNC_PATIENCE": "5", "SAFEHOLD_HTTP_TIMEOUT": "10"})
+
+
+def test_readme_walkthrough_with_a_trusted_contact(live_server, tmp_path: Path) -> None:
+    """Phone registers and invites; Mom joins with her own key; the phone confirms her and
+    records; Mom lists, fetches, verifies and decrypts with her key: the input, byte for byte."""
+    phone, mom = tmp_path / "phone", tmp_path / "mom"
+    assert safehold("device", "register", "--server", live_server.url,
+                    "--state", phone).returncode == 0
+    invited = safehold("device", "invite", "--name", "Mom", "--policy", "immediate",
+                       "--state", phone)
+    assert invited.returncode == 0, invited.stderr
+    assert safehold("keygen", "-o", tmp_path / "mom.key").returncode == 0
+    joined = safehold("contact", "join", invited.stdout.strip(), "--server", live_server.url,
+                      "--identity", tmp_path / "mom.key", "--state", mom)
+    assert joined.returncode == 0, joined.stderr
+    assert safehold("device", "contacts", "--state", phone).returncode == 0  # verify and pin
+    media = os.urandom(2 * 1024 * 1024 + 99)
+    encounter = record_file(phone, tmp_path, media)
+    assert encounter in safehold("contact", "list", "--state", mom).stdout
+
+    bundle = tmp_path / "case-2"
+    fetched = safehold("fetch", encounter, "-o", bundle, "--state", mom)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert "audio: seq 0-8 (9 chunks), closed by final chunk 8" in fetched.stdout
+    # Mom's reads are themselves in the log; the bundle carries the ones before its checkpoint.
+    assert "reads by contacts are in the log" in fetched.stdout
+    assert json.loads((bundle / "manifest.json").read_text())["fetched_by"]["kind"] == "contact"
+    out = tmp_path / "mom-decrypted"
+    decrypted = safehold("decrypt", bundle, "-i", tmp_path / "mom.key", "-o", out)
+    assert decrypted.returncode == 0, decrypted.stdout + decrypted.stderr
+    assert (out / "audio.bin").read_bytes() == media
+    part = subprocess.run(["age", "-d", "-i", str(tmp_path / "mom.key"),
+                           str(bundle / "chunks/audio/00000003.age")],
+                          capture_output=True, check=True).stdout
+    assert part == media[3 * CHUNK:4 * CHUNK]
 
 
 def test_fetch_resumes_and_downloads_only_what_is_missing(live_server, tmp_path: Path) -> None:
