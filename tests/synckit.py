@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -57,11 +58,15 @@ def register(state: Path, url: str) -> None:
 
 
 def outbox_chunks(state: Path) -> list[dict[str, Any]]:
-    outbox = Outbox(state / "outbox.db")
+    """Every chunk row (no bodies), read-only, so polling never competes for the write lock."""
+    db = sqlite3.connect(f"file:{state / 'outbox.db'}?mode=ro", uri=True, timeout=30)
+    db.row_factory = sqlite3.Row
     try:
-        return outbox.chunks()
+        rows = db.execute("SELECT encounter, stream, seq, final, size, sha256, state, attempts,"
+                          " last_error FROM chunks ORDER BY encounter, stream, seq").fetchall()
     finally:
-        outbox.close()
+        db.close()
+    return [dict(row) for row in rows]
 
 
 def states(state: Path) -> Counter[str]:

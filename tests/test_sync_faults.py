@@ -96,7 +96,7 @@ def test_kill_9_during_sync_then_sync_again(live_server, tmp_path: Path) -> None
     assert cli(state, "record", str(tmp_path / "a.bin"), "--chunk-bytes", "200",
                "--offline").returncode == 0
     total = len(outbox_chunks(state))
-    syncing = cli_popen(state, "sync")
+    syncing = cli_popen(state, "sync", env={"SAFEHOLD_SYNC_WORKERS": "2"})
     wait_until(lambda: states(state)["acknowledged"] >= 30, what="30 chunks acknowledged")
     syncing.send_signal(signal.SIGKILL)
     syncing.wait()
