@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cli.common import EXIT_USAGE, CliError, exit_code_for
+from cli.common import exit_code_for
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -46,8 +46,8 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     dsub = device.add_subparsers(dest="device_command", required=True, metavar="COMMAND")
     p = _cmd(dsub, "register", "cli.device:register", "new account and device", state=True)
     p.add_argument("--server", required=True, metavar="URL")
-    p = _cmd(dsub, "invite", "cli.device:invite", "print an invitation code for one trusted contact",
-             state=True)
+    p = _cmd(dsub, "invite", "cli.device:invite",
+             "print an invitation code for one trusted contact", state=True)
     p.add_argument("--name", metavar="N")
     p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"], default="on_alert")
     p.add_argument("--check-in-minutes", type=int, metavar="M", default=None)
