@@ -179,9 +179,6 @@ class Outbox:
         rows = self._query("SELECT * FROM encounters WHERE id = ?", [encounter_id])
         return rows[0] if rows else None
 
-    def encounters(self) -> list[dict[str, Any]]:
-        return self._query("SELECT * FROM encounters ORDER BY started_at, id")
-
     def encounters_to_create(self) -> list[dict[str, Any]]:
         """Local encounters not yet created on the server that have something to send."""
         return self._query(
@@ -295,11 +292,6 @@ class Outbox:
                                     " AND seq = ?", _params(key)))
                 chunks.append(_chunk(row))
             return chunks
-
-    def queued_chunks(self, encounter_id: str) -> list[OutboxChunk]:
-        rows = self._query("SELECT * FROM chunks WHERE encounter = ? AND state = ? ORDER BY"
-                           " priority, seq", [encounter_id, QUEUED])
-        return [_chunk(r) for r in rows]
 
     def encounters_with_queued(self) -> list[str]:
         rows = self._query("SELECT DISTINCT encounter FROM chunks WHERE state = ?", [QUEUED])
