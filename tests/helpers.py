@@ -81,7 +81,7 @@ class ServerProcess:
         return [PYTHON, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port",
                 str(self.port)]
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=self.environment(),
