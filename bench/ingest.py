@@ -34,6 +34,7 @@ from helpers import PYTHON, Device, b64  # noqa: E402
 from log_audit import Gunicorn  # noqa: E402
 
 KIB, MIB = 1024, 1024 * 1024
+GUNICORN_ENV: dict[str, str] = {}  # settings both servers get alike (--threads)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class Result:
 
 class SafeholdServer(Gunicorn):
     def __init__(self, data_dir: Path, workers: int | None) -> None:
-        env = {"SAFEHOLD_RATE_PER_MINUTE": "100000000", "SAFEHOLD_MAX_CHUNK_BYTES": str(2 * MIB)}
+        env = {"SAFEHOLD_RATE_PER_MINUTE": "100000000", "SAFEHOLD_MAX_CHUNK_BYTES": str(2 * MIB),
+               **GUNICORN_ENV}
         super().__init__(data_dir, workers=workers or 0, env=env)
 
     def command(self) -> list[str]:
@@ -230,16 +232,20 @@ def main() -> int:
     parser.add_argument("--count", type=int, help="chunks per size (default 2000)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent phones (default 8)")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: the config's)")
+    parser.add_argument("--threads", type=int, help="threads per worker (default: the config's)")
     parser.add_argument("--sizes", default="64,1024", help="chunk sizes in KiB (default 64,1024)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="alternating baseline/safehold runs per size; the median is shown")
     parser.add_argument("--scratch", type=Path, help="where the servers keep data (removed)")
     args = parser.parse_args()
     count = args.count or (200 if args.quick else 2000)
+    if args.threads:
+        GUNICORN_ENV["SAFEHOLD_THREADS"] = str(args.threads)
     count -= count % args.clients
     scratch = Path(tempfile.mkdtemp(prefix="safehold-bench-", dir=args.scratch))
     print(f"{count} chunks per size from {args.clients} clients; gunicorn "
-          f"{args.workers or 'default'} workers; {os.cpu_count()} CPUs, load average "
+          f"{args.workers or 'default'} workers x {args.threads or 'default'} threads; "
+          f"{os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f} (other work on the machine skews both runs); data in "
           f"{scratch}", flush=True)
     try:
