@@ -9,6 +9,10 @@ the real app over HTTP on loopback.
 Every refusal must be exactly the error envelope and carry no byte of the owner's data; a
 contact that may not read an encounter gets byte for byte the answer given for an encounter
 that does not exist.
+
+The deletion endpoints run against the same roles in a world of their own, in each state of
+the target's deletion (none ever asked, scheduled, held): a refusal must leave that state as it
+was, and no answer may say which contact held a deletion.
 """
 
 from __future__ import annotations
@@ -40,10 +44,7 @@ class World:
     uploads: dict[str, tuple[bytes, str]]  # encounter -> (age body, descriptor note)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    server = AppServer(tmp_path_factory.mktemp("matrix") / "data",
-                       settings={"TOKEN_TTL_SECONDS": TOKEN_TTL}).start()
+def build_world(server: AppServer) -> World:
     clock = server.clock
     owner = registered_device(server.url, server.name)
     other = registered_device(server.url, server.name)
@@ -75,7 +76,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     record("plain")  # started now: no deadline passed, no alert
     alerted = record("alerted")
     assert owner.call("POST", f"/v1/encounters/{alerted}/alert").status_code == 201
-    yield World(server, owner, other, contacts, encounters, uploads)
+    return World(server, owner, other, contacts, encounters, uploads)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    server = AppServer(tmp_path_factory.mktemp("matrix") / "data",
+                       settings={"TOKEN_TTL_SECONDS": TOKEN_TTL}).start()
+    yield build_world(server)
+    server.stop()
+
+
+@pytest.fixture
+def deletion_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The same roles in a world of its own: deletion requests announce themselves in the
+    contacts' feeds and in encounter bodies, which must not touch the shared world's cells."""
+    server = AppServer(tmp_path_factory.mktemp("deletion-matrix") / "data",
+                       settings={"TOKEN_TTL_SECONDS": TOKEN_TTL}).start()
+    yield build_world(server)
     server.stop()
 
 
@@ -148,6 +166,15 @@ ENDPOINTS = [
     Endpoint("GET", "/v1/released", "contact_only"),
     Endpoint("GET", "/v1/server", "public"),
 ]
+# Last: the owner's DELETE of the encounter is the one cell that leaves the "none" state.
+DELETION_ENDPOINTS = [
+    Endpoint("GET", "/v1/encounters/{e}/deletion", "deletion_status"),
+    Endpoint("POST", "/v1/encounters/{e}/hold", "deletion_hold"),
+    Endpoint("DELETE", "/v1/encounters/{e}/deletion", "deletion_cancel"),
+    Endpoint("DELETE", "/v1/encounters/{e}", "deletion_request", 202),
+]
+DELETION_STATES = ["none", "scheduled", "held"]  # "none": no deletion ever requested
+ACTIVE_CONTACTS = ("contact:immediate", "contact:on_alert", "contact:check_in")
 
 
 def expected(role: Role, endpoint: Endpoint) -> tuple[int, str | None]:
@@ -171,6 +198,31 @@ def expected(role: Role, endpoint: Endpoint) -> tuple[int, str | None]:
         return 404, "not_found"
     status = endpoint.owner_status
     return status, "invalid_request" if status == 422 else None
+
+
+def expected_for_deletion(role: Role, endpoint: Endpoint, state: str) -> tuple[int, str | None]:
+    """Deletion is for the owner's devices to ask and cancel, and for every active contact of
+    the owner to see and hold, whether or not the encounter was released to it."""
+    group = endpoint.group
+    if role.kind in ("forged", "none"):
+        return 401, "invalid_token" if role.kind == "forged" else "auth_required"
+    if role.kind.startswith("contact"):
+        if group in ("deletion_request", "deletion_cancel"):
+            return 403, "devices_only"
+        if role.kind not in ACTIVE_CONTACTS:
+            return 404, "not_found"
+    elif group == "deletion_hold":
+        return 403, "contacts_only"
+    elif role.kind == "other":
+        return 404, "not_found"
+    if state == "none":
+        if group == "deletion_status":
+            return 404, "no_deletion"
+        if group in ("deletion_hold", "deletion_cancel"):
+            return 409, "no_deletion_scheduled"
+    if group == "deletion_request" and state == "held":
+        return 409, "deletion_held"
+    return endpoint.owner_status, None
 
 
 def token_of(world: World, role: Role) -> str | None:
@@ -248,6 +300,68 @@ def test_every_endpoint_against_every_role(world: World) -> None:
     assert not failures, "\n".join(failures)
 
 
+def deletion_now(world: World, encounter: str) -> tuple[int, Any]:
+    """The owner's view of the encounter's latest deletion request."""
+    response = world.owner.call("GET", f"/v1/encounters/{encounter}/deletion")
+    return response.status_code, response.json()
+
+
+def bring_deletion_to(world: World, encounter: str, state: str) -> None:
+    if state == "none":  # cannot be restored: the "none" cells run first, the owner's last
+        assert error_of(world.owner.call("GET", f"/v1/encounters/{encounter}/deletion")) == \
+            (404, "no_deletion")
+        return
+    world.owner.call("DELETE", f"/v1/encounters/{encounter}/deletion")  # 200, or 409: none
+    assert world.owner.call("DELETE", f"/v1/encounters/{encounter}").status_code == 202
+    if state == "held":
+        hold = world.contacts["immediate"].call("POST", f"/v1/encounters/{encounter}/hold")
+        assert hold.status_code == 200, hold.text
+    assert deletion_now(world, encounter)[1]["state"] == state
+
+
+STATE_AFTER = {"deletion_hold": "held", "deletion_cancel": "cancelled",
+               "deletion_request": "scheduled"}
+
+
+def check_deletion_cell(world: World, role: Role, endpoint: Endpoint, state: str,
+                        secrets: list[str]) -> str | None:
+    """Run one cell; a refusal must change nothing and show nothing, an answer must name no
+    contact (the owner is not told who held it)."""
+    encounter = world.encounters[role.target]
+    cell = f"{role.name} x {endpoint.method} {endpoint.path} [{state}]"
+    bring_deletion_to(world, encounter, state)
+    before = deletion_now(world, encounter)
+    response = send(world, token_of(world, role), endpoint, encounter)
+    want = expected_for_deletion(role, endpoint, state)
+    if response.status_code >= 400:
+        got: tuple[int, str | None] = error_of(response)
+        assert_leaks_nothing(response, secrets, cell)
+        assert deletion_now(world, encounter) == before, f"{cell}: a refusal changed the state"
+        if got == (404, "not_found"):
+            missing = send(world, token_of(world, role), endpoint, str(uuid.uuid4()))
+            assert (missing.status_code, missing.content) == (404, response.content), cell
+    else:
+        got = (response.status_code, None)
+        shown = [secret for secret in secrets if secret not in world.encounters.values()]
+        assert_leaks_nothing(response, shown, cell)
+        assert response.json()["encounter_id"] == encounter, cell
+        after = STATE_AFTER.get(endpoint.group, before[1].get("state"))
+        assert deletion_now(world, encounter)[1]["state"] == after, cell
+    return None if got == want else f"{cell}: expected {want}, got {got}: {response.text[:120]}"
+
+
+def test_deletion_endpoints_against_every_role(deletion_world: World) -> None:
+    secrets = owner_secrets(deletion_world)
+    failures = [
+        failure
+        for state in DELETION_STATES
+        for role in ROLES
+        for endpoint in DELETION_ENDPOINTS
+        if (failure := check_deletion_cell(deletion_world, role, endpoint, state, secrets))
+    ]
+    assert not failures, "\n".join(failures)
+
+
 def test_contacts_list_and_follow_exactly_what_was_released_to_them(world: World) -> None:
     enc = world.encounters
     released = {
@@ -270,7 +384,7 @@ def test_expired_tokens_are_refused_everywhere(world: World) -> None:
     holders = [world.owner.token, world.other.token,
                *(invitee.token for invitee in world.contacts.values())]
     for token in holders:
-        for endpoint in ENDPOINTS:
+        for endpoint in ENDPOINTS + DELETION_ENDPOINTS:
             if endpoint.group == "public":
                 continue
             response = send(world, token, endpoint, world.encounters["due"])
