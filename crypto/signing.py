@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -34,6 +35,10 @@ SIGNATURE_PREFIX = "\u2014 "  # EM DASH, SPACE
 PRIVATE_PREFIX = "PRIVATE+KEY+"
 MAX_SIGNATURES = 100  # the same cap as Go's note.Open; the spec asks for at least 16
 _KEY_ID_HEX = re.compile(r"[0-9a-f]{8}")
+# One C-level scan instead of a Python loop per character (notes are checked per chunk). In a
+# str pattern, \s is exactly str.isspace (both are Py_UNICODE_ISSPACE).
+_BAD_KEY_NAME_CHAR = re.compile(r"[\s\x00-\x1f\x7f+]")
+_NOTE_CONTROL_CHAR = re.compile(r"[\x00-\x09\x0b-\x1f]")  # every C0 control but "\n"
 
 
 @dataclass(frozen=True)
@@ -57,12 +62,7 @@ class NoteSignature:
 
 def is_valid_key_name(name: str) -> bool:
     """Key names are non-empty, without Unicode spaces, '+' or control characters."""
-    return (
-        bool(name)
-        and "+" not in name
-        and not any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
-        and _encodes_as_utf8(name)
-    )
+    return bool(name) and not _BAD_KEY_NAME_CHAR.search(name) and _encodes_as_utf8(name)
 
 
 def _encodes_as_utf8(text: str) -> bool:
@@ -108,6 +108,13 @@ def _split_key(body: str, what: str) -> tuple[str, bytes, bytes]:
 def _parse_verifier(verifier: str) -> _VerifierKey:
     if not isinstance(verifier, str):
         raise MalformedError("verifier key must be a string")
+    return _parse_verifier_text(verifier)
+
+
+@lru_cache(maxsize=256)
+def _parse_verifier_text(verifier: str) -> _VerifierKey:
+    # Cached: the same few keys check every note of a bundle. Only a valid parse is cached
+    # (lru_cache does not keep exceptions), and the result is immutable.
     name, kid, public_key = _split_key(verifier, "verifier key")
     if not hmac.compare_digest(kid, key_id(name, public_key)):
         raise MalformedError("verifier key id does not match its name and public key")
@@ -130,6 +137,13 @@ def _public_key_object(public_key: bytes) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(public_key)
     except ValueError:
         raise MalformedError("not a valid Ed25519 public key")
+
+
+@lru_cache(maxsize=256)
+def _verifying_key(public_key: bytes) -> Ed25519PublicKey:
+    # Cached: loading a key costs about a tenth of a verification, and the same few keys
+    # verify every note of a bundle; key objects are immutable.
+    return _public_key_object(public_key)
 
 
 def _raw_public(private: Ed25519PrivateKey) -> bytes:
@@ -210,7 +224,7 @@ def _verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> None
     if len(signature) != 64:
         raise BadSignature("an Ed25519 signature is 64 bytes")
     try:
-        _public_key_object(public_key).verify(signature, message)
+        _verifying_key(public_key).verify(signature, message)
     except InvalidSignature:
         raise BadSignature("signature does not verify")
 
@@ -221,7 +235,7 @@ def _verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> None
 def _check_note_chars(text: str, what: str) -> None:
     if not _encodes_as_utf8(text):
         raise MalformedError(f"{what} is not valid UTF-8")
-    if any(ord(ch) < 0x20 and ch != "\n" for ch in text):
+    if _NOTE_CONTROL_CHAR.search(text):
         raise MalformedError(f"{what} contains a control character")
 
 
