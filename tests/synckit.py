@@ -64,6 +64,12 @@ def outbox_chunks(state: Path) -> list[dict[str, Any]]:
     try:
         rows = db.execute("SELECT encounter, stream, seq, final, size, sha256, state, attempts,"
                           " last_error FROM chunks ORDER BY encounter, stream, seq").fetchall()
+    except sqlite3.OperationalError as exc:
+        # A process that is opening the outbox has made the file but not yet committed its
+        # first migration: nothing is recorded yet.
+        if "no such table" not in str(exc):
+            raise
+        rows = []
     finally:
         db.close()
     return [dict(row) for row in rows]
