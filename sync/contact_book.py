@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from crypto.invitation import InvitationCode, OwnerTerms
+from sync.localdb import immediate, open_database
 
 WAITING, PINNED, REFUSED, REVOKED = "waiting", "pinned", "refused", "revoked"
 
@@ -68,10 +67,7 @@ def _invitation(row: dict[str, Any]) -> LocalInvitation:
 
 class ContactBook:
     def __init__(self, outbox_path: Path) -> None:
-        conn = sqlite3.connect(str(outbox_path), isolation_level=None, timeout=30.0)
-        self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db = open_database(outbox_path)
         with self._tx() as db:
             db.execute("CREATE TABLE IF NOT EXISTS invitations (invitation_id TEXT PRIMARY KEY,"
                        " secret TEXT, name TEXT NOT NULL, terms TEXT NOT NULL, state TEXT NOT"
@@ -81,15 +77,8 @@ class ContactBook:
     def close(self) -> None:
         self.db.conn.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite_utils.Database]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite_utils.Database]:
+        return immediate(self.db)
 
     # -- invitations ---------------------------------------------------------------------------
     def add_invitation(self, code: InvitationCode, terms: OwnerTerms, name: str,

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+from sync.localdb import immediate, open_database
 
 SEALED, QUEUED, UPLOADING, ACKNOWLEDGED = "sealed", "queued", "uploading", "acknowledged"
 # Order of sending (DESIGN.md): the event log first, then audio, then video, then anything else.
@@ -115,29 +116,16 @@ class Outbox:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
-                               timeout=30.0)
-        self.db = sqlite_utils.Database(conn)
+        self.db = open_database(self.path)
         self._lock = threading.RLock()
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
         self._migrate()
 
     def close(self) -> None:
         with self._lock:
             self.db.conn.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite_utils.Database]:
-        """One IMMEDIATE transaction: all or nothing, and durable when the block exits."""
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite_utils.Database]:
+        return immediate(self.db, self._lock)
 
     def _migrate(self) -> None:
         with self._tx() as db:
