@@ -2,7 +2,9 @@
 
 `live_server` is one `safehold serve` for the whole session (tests make their own accounts and
 encounters, so they do not disturb each other); `make_server` starts extra servers with their
-own settings (low limits, short lifetimes) and stops them after the test.
+own settings (low limits, short lifetimes) and stops them after the test. `clocked_server` is
+the app with an injected clock, for tests that move time (notifications, deletion delays), and
+`receiver` a webhook receiver on loopback.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Device, ServerProcess, registered_device
+from notifykit import AppServer, WebhookReceiver
 
 ServerFactory = Callable[..., ServerProcess]
 
@@ -50,3 +53,17 @@ def device(live_server: ServerProcess) -> Device:
 def other_device(live_server: ServerProcess) -> Device:
     """A device of a different account on the same server."""
     return registered_device(live_server.url, live_server.name)
+
+
+@pytest.fixture
+def clocked_server(tmp_path: Path) -> Iterator[AppServer]:
+    app = AppServer(tmp_path / "data").start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver().start()
+    yield hook
+    hook.stop()

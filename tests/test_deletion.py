@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,8 @@ DELAY = 72 * HOUR
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[AppServer]:
-    app = AppServer(tmp_path / "data").start()
-    yield app
-    app.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    hook = WebhookReceiver().start()
-    yield hook
-    hook.stop()
+def server(clocked_server: AppServer) -> AppServer:
+    return clocked_server
 
 
 def blob_store(server: AppServer) -> LocalBlobStore:

@@ -10,8 +10,6 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from contactkit import Invitee, add_contact
@@ -23,17 +21,8 @@ MINUTE = 60.0
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[AppServer]:
-    app = AppServer(tmp_path / "data").start()
-    yield app
-    app.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    hook = WebhookReceiver().start()
-    yield hook
-    hook.stop()
+def server(clocked_server: AppServer) -> AppServer:
+    return clocked_server
 
 
 def check_signature(message: Received, secret: str) -> dict[str, object]:
