@@ -18,7 +18,7 @@ from crypto import age
 from crypto.errors import CryptoError
 from crypto.slot import check_encounter
 from sync.bundle import MANIFEST, BundleError, BundleReader, zip_bundle
-from sync.decrypt import decrypt_bundle
+from sync.decrypt import verify_and_decrypt
 from sync.report import build_report, chunks_word, verification_text, write_report
 from sync.verify import Verification, verify_bundle
 
@@ -87,14 +87,17 @@ def decrypt(args: argparse.Namespace) -> int:
 
 def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
                   args: argparse.Namespace, staging: Path) -> int:
-    result = run_verification(reader)
+    # Verified and decrypted in one pass, into the staging folder; it is renamed to OUTDIR
+    # only if the whole bundle verified (else it is deleted, by the caller).
+    entries, _strays = reader.chunk_entries()
+    with progress_bar(len(entries), "verifying and decrypting") as tick:
+        done = verify_and_decrypt(reader, identities, staging, progress=tick)
+    result, outputs, problems = done.verification, done.outputs, done.problems
     if not result.ok:
         sys.stdout.write(verification_text(result))
         raise CliError(f"{args.bundle} did not verify: refusing to decrypt an altered bundle "
                        "(nothing was written)", EXIT_VERIFY)
     sound = sum(c.sound for c in result.chunks)
-    with progress_bar(sound, "decrypting") as tick:
-        outputs, problems = decrypt_bundle(reader, result, identities, staging, progress=tick)
     if sound and not any(o.pieces for o in outputs):
         raise CliError(f"{args.identity} opens none of the chunks: they were sealed to other "
                        "keys (nothing was written)", EXIT_VERIFY)

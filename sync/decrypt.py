@@ -1,47 +1,47 @@
-"""`safehold decrypt`: open every chunk of a verified bundle and reassemble one file per stream.
+"""`safehold decrypt`: verify a bundle and open every chunk, reassembling one file per stream.
 
 Each stream becomes one file: the concatenation of its chunks' plaintexts in seq order
 (`<stream>.bin`; the event log `log` becomes `log.jsonl`, one JSON object per line). A gap is
 never silently closed: every place where seqs are missing, and the byte offset in the output
 where the next chunk begins, is recorded (and shown in the report).
 
-Speed and memory: the plaintext length of every chunk follows from its age framing (no key
-needed), so each chunk's place in its output file is known before anything is decrypted. The
-chunks are then decrypted on every core at once, each streamed in blocks straight to its offset
-(os.pwrite), so memory stays constant whatever the recording's length.
+Speed and memory: one pass. Every chunk file is read once, on every core at once, by a worker
+that both checks it (sync/verify_chunks.py) and opens it (sync/decrypt_chunks.py), streaming its
+plaintext in blocks straight to its place in the output (planned beforehand from the age
+framing), so memory stays constant whatever the recording's length. Meanwhile this process
+checks the server's log and hashes each output as its pieces land, in order. Nothing is kept
+unless the whole bundle verifies: the outputs written are deleted again if it does not, and
+`outdir` is meant to be a staging folder that is renamed into place only afterwards.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from crypto.age import Decryptor, Identity
-from crypto.errors import AuthenticationError, CryptoError
+from crypto.errors import CryptoError
 from sync.bundle import READ_BLOCK, BundleReader
+from sync.decrypt_chunks import (
+    JobResult,
+    Piece,
+    StreamPlanner,
+    close_worker,
+    init_worker,
+    run_job,
+)
 from sync.findings import ERROR, ChunkRecord, Problem, StreamSummary, seq_ranges
-from sync.verify import Verification
-from sync.workers import chunksize, process_pool, worker_count
+from sync.verify import Verification, begin_verification, conclude_verification
+from sync.verify_chunks import ChunkOutcome
+from sync.verify_log import load_log
+from sync.workers import ordered_map
 
 LOG_STREAM = "log"
 Progress = Callable[[int], None]
-
-
-class RefusedToDecrypt(Exception):
-    """The bundle did not verify; nothing is decrypted from an altered bundle."""
-
-
-@dataclass
-class Piece:
-    seq: int
-    offset: int  # where this chunk's plaintext starts in the output file
-    length: int
-    age_file: str
 
 
 @dataclass
@@ -66,43 +66,126 @@ class StreamOutput:
         return asdict(self)
 
 
+@dataclass
+class Decryption:
+    """What `verify_and_decrypt` established and wrote; no outputs unless it verified."""
+
+    verification: Verification
+    outputs: list[StreamOutput] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # chunks that could not be opened
+
+
 def output_name(stream: str) -> str:
     return "log.jsonl" if stream == LOG_STREAM else f"{stream}.bin"
 
 
-def decrypt_bundle(reader: BundleReader, verification: Verification,
-                   identities: Sequence[Identity], outdir: Path, workers: int | None = None,
-                   progress: Progress | None = None) -> tuple[list[StreamOutput], list[Problem]]:
-    """Decrypt every chunk of a verified bundle into `outdir`; returns outputs and failures."""
-    if not verification.ok:
-        raise RefusedToDecrypt(f"{verification.bundle} did not verify "
-                               f"({len(verification.errors)} errors); nothing was decrypted")
-    by_stream: dict[str, list[ChunkRecord]] = defaultdict(list)
-    for chunk in sorted(verification.chunks, key=lambda c: (c.stream, c.seq)):
-        by_stream[chunk.stream].append(chunk)
-    summaries = {s.name: s for s in verification.streams}
-    outputs: list[StreamOutput] = []
-    problems: list[Problem] = []
+def verify_and_decrypt(reader: BundleReader, identities: Sequence[Identity], outdir: Path,
+                       workers: int | None = None,
+                       progress: Progress | None = None) -> Decryption:
+    """Verify the bundle and, in the same pass, decrypt every chunk into `outdir`.
+
+    If the bundle does not verify, every file written is deleted again and no output is
+    returned: nothing from an altered bundle is kept."""
+    result, entries, strays = begin_verification(reader)
+    if result.trust is None:
+        return Decryption(result)
+    media = sorted({e.stream for e in entries if e.stream != LOG_STREAM})
+    paths = {stream: outdir / output_name(stream) for stream in media}
+    for path in paths.values():
+        path.touch(exist_ok=False)
+    planner = StreamPlanner(reader, {stream: str(path) for stream, path in paths.items()})
+    jobs = (planner.job(entry) for entry in entries)
+    hashing = _OutputHashing(paths)
+    try:
+        with ordered_map(run_job, jobs, len(entries), workers, init_worker,
+                         (str(reader.path), result.trust, identities)) as done:
+            view = load_log(reader, result.trust, result.problems)  # while the workers run
+            outcomes = list(_collect(done, hashing, progress))
+    finally:
+        close_worker()
+        hashing.close()
+    conclude_verification(reader, result, view, outcomes, strays)
+    if not result.ok:
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+        return Decryption(result)
+    return _finish(reader, result, identities, outdir, hashing)
+
+
+def _collect(done: Iterator[JobResult], hashing: _OutputHashing,
+             progress: Progress | None) -> Iterator[ChunkOutcome]:
+    for job_result in done:
+        hashing.landed(job_result)
+        if progress is not None:
+            progress(1)
+        yield job_result.outcome
+
+
+class _OutputHashing:
+    """The SHA-256 of each output as its pieces land, in order, leaving out the ones that
+    failed (so it is the digest of the output once they are cut out). It runs here while the
+    workers decrypt, so the digest costs no extra pass over the output."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.paths = paths
+        self.hashers = {stream: hashlib.sha256() for stream in paths}
+        self.pieces: dict[str, list[Piece]] = {stream: [] for stream in paths}
+        self.failed: dict[str, list[Piece]] = {stream: [] for stream in paths}
+        self._fds: dict[str, int] = {}
+
+    def landed(self, job_result: JobResult) -> None:
+        piece, stream = job_result.piece, job_result.outcome.record.stream
+        if piece is None:
+            return
+        self.pieces[stream].append(piece)
+        if job_result.error is not None:
+            self.failed[stream].append(piece)
+            return
+        if stream not in self._fds:  # unbuffered: a read-ahead buffer would hold stale bytes
+            self._fds[stream] = os.open(self.paths[stream], os.O_RDONLY)
+        fd, hasher = self._fds[stream], self.hashers[stream]
+        done = 0
+        while done < piece.length:
+            block = os.pread(fd, min(piece.length - done, READ_BLOCK), piece.offset + done)
+            if not block:
+                raise OSError(f"{self.paths[stream]} is shorter than planned")
+            hasher.update(block)
+            done += len(block)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def _finish(reader: BundleReader, result: Verification, identities: Sequence[Identity],
+            outdir: Path, hashing: _OutputHashing) -> Decryption:
+    """The bundle verified: settle each output (failed chunks cut out, gaps named)."""
+    by_stream: dict[str, list[ChunkRecord]] = {}
+    for chunk in sorted(result.chunks, key=lambda c: (c.stream, c.seq)):
+        by_stream.setdefault(chunk.stream, []).append(chunk)
+    summaries = {s.name: s for s in result.streams}
+    done = Decryption(result)
     for stream, chunks in sorted(by_stream.items()):
         out = StreamOutput(stream, output_name(stream))
         if stream == LOG_STREAM:
-            _decrypt_log(reader, chunks, identities, outdir / out.file, out, progress)
+            _decrypt_log(reader, chunks, identities, outdir / out.file, out)
         else:
-            _decrypt_media(reader, chunks, identities, outdir / out.file, out, workers,
-                           progress)
-        problems.extend(_failure_problems(out))
+            _settle_media(out, hashing, outdir / out.file)
+        out.closed = chunks[-1].final is True and not out.failed
+        done.problems.extend(_failure_problems(out))
         _record_gaps(out, summaries.get(stream))
-        outputs.append(out)
-    return outputs, problems
+        done.outputs.append(out)
+    return done
 
 
-def _plan(chunks: list[ChunkRecord]) -> list[Piece]:
-    pieces, offset = [], 0
-    for chunk in chunks:
-        length = chunk.plaintext_size or 0
-        pieces.append(Piece(chunk.seq, offset, length, chunk.age_file))
-        offset += length
-    return pieces
+def _settle_media(out: StreamOutput, hashing: _OutputHashing, path: Path) -> None:
+    failed = hashing.failed[out.stream]
+    kept = [p for p in hashing.pieces[out.stream] if p not in failed]
+    out.failed = [p.seq for p in failed]
+    out.pieces = _compact(path, kept) if failed else kept
+    out.size = sum(p.length for p in kept)
+    out.sha256 = hashing.hashers[out.stream].hexdigest()
 
 
 def _open_chunk(reader: BundleReader, name: str, identities: Sequence[Identity],
@@ -123,94 +206,6 @@ def _open_chunk(reader: BundleReader, name: str, identities: Sequence[Identity],
     return written
 
 
-_WORKER: dict[str, Any] = {}  # the state of a decrypting worker process
-
-
-def _init_worker(bundle: str, identities: Sequence[Identity], output: str) -> None:
-    _WORKER.update(reader=BundleReader(Path(bundle)), identities=identities,
-                   fd=os.open(output, os.O_WRONLY))
-
-
-def _piece_in_worker(piece: Piece) -> str | None:
-    return _write_piece(_WORKER["reader"], _WORKER["identities"], _WORKER["fd"], piece)
-
-
-def _write_piece(reader: BundleReader, identities: Sequence[Identity], fd: int,
-                 piece: Piece) -> str | None:
-    """Decrypt one chunk to its place in the output; the failure's reason, or None."""
-    position = piece.offset
-
-    def sink(data: bytes) -> None:
-        nonlocal position
-        if position + len(data) > piece.offset + piece.length:  # never spill over
-            raise AuthenticationError("plaintext is longer than its age framing says")
-        os.pwrite(fd, data, position)
-        position += len(data)
-
-    try:
-        if _open_chunk(reader, piece.age_file, identities, sink) != piece.length:
-            raise AuthenticationError("plaintext length differs from the age framing")
-    except CryptoError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def _decrypt_media(reader: BundleReader, chunks: list[ChunkRecord],
-                   identities: Sequence[Identity], path: Path, out: StreamOutput,
-                   workers: int | None, progress: Progress | None) -> None:
-    pieces = _plan(chunks)
-    with open(path, "wb") as create:
-        create.truncate(sum(p.length for p in pieces))
-    count = worker_count(len(pieces), workers)
-    pool = None
-    if count == 1:
-        fd = os.open(path, os.O_WRONLY)
-        results: Iterable[str | None] = (_write_piece(reader, identities, fd, p) for p in pieces)
-    else:
-        pool = process_pool(count, _init_worker, (str(reader.path), identities, str(path)))
-        results = pool.map(_piece_in_worker, pieces, chunksize=chunksize(len(pieces), count))
-    failed: list[Piece] = []
-    try:
-        out.sha256 = _hash_in_order(path, pieces, results, failed, progress)
-    finally:
-        if pool is None:
-            os.close(fd)
-        else:
-            pool.shutdown(cancel_futures=True)
-    kept = [p for p in pieces if p not in failed]
-    out.failed = [p.seq for p in failed]
-    out.pieces = _compact(path, kept) if failed else kept
-    out.size = sum(p.length for p in kept)
-    out.closed = bool(chunks) and chunks[-1].final is True and not out.failed
-
-
-def _hash_in_order(path: Path, pieces: list[Piece], results: Iterable[str | None],
-                   failed: list[Piece], progress: Progress | None) -> str:
-    """SHA-256 of the output as the pieces land, in order, skipping the ones that failed.
-
-    Runs in the parent while the workers decrypt, so the digest costs no extra pass.
-    """
-    hasher = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY)  # unbuffered: a read-ahead buffer would hold stale bytes
-    try:
-        for piece, error in zip(pieces, results, strict=True):
-            if progress is not None:
-                progress(1)
-            if error is not None:
-                failed.append(piece)
-                continue
-            done = 0
-            while done < piece.length:
-                block = os.pread(fd, min(piece.length - done, READ_BLOCK), piece.offset + done)
-                if not block:
-                    raise OSError(f"{path} is shorter than planned")
-                hasher.update(block)
-                done += len(block)
-    finally:
-        os.close(fd)
-    return hasher.hexdigest()
-
-
 def _compact(path: Path, kept: list[Piece]) -> list[Piece]:
     """Rewrite `path` with only the kept pieces, in order (failed chunks leave no bytes)."""
     tmp = path.with_name(path.name + ".compact")
@@ -229,8 +224,7 @@ def _compact(path: Path, kept: list[Piece]) -> list[Piece]:
 
 
 def _decrypt_log(reader: BundleReader, chunks: list[ChunkRecord],
-                 identities: Sequence[Identity], path: Path, out: StreamOutput,
-                 progress: Progress | None) -> None:
+                 identities: Sequence[Identity], path: Path, out: StreamOutput) -> None:
     """The event log: one JSON object per chunk, written one per line (small; sequential)."""
     hasher = hashlib.sha256()
     with open(path, "wb") as dst:
@@ -241,15 +235,11 @@ def _decrypt_log(reader: BundleReader, chunks: list[ChunkRecord],
             except CryptoError:
                 out.failed.append(chunk.seq)
                 continue
-            finally:
-                if progress is not None:
-                    progress(1)
             entry = b"".join(parts).rstrip(b"\n") + b"\n"
             out.pieces.append(Piece(chunk.seq, dst.tell(), len(entry), chunk.age_file))
             dst.write(entry)
             hasher.update(entry)
         out.size, out.sha256 = dst.tell(), hasher.hexdigest()
-    out.closed = bool(chunks) and chunks[-1].final is True and not out.failed
 
 
 def _failure_problems(out: StreamOutput) -> list[Problem]:

@@ -16,7 +16,7 @@ Errors mean alteration, forgery or inconsistency; warnings (gaps, cut-offs) do n
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from sync.verify_log import (
     load_log,
     load_trust,
 )
-from sync.workers import chunksize, process_pool, worker_count
+from sync.workers import ordered_map
 
 KNOWN_FILES = {MANIFEST, LEAVES, CHECKPOINT, CONSISTENCY, ACCESS}
 Progress = Callable[[int], None]  # called with the number of chunks just checked
@@ -78,17 +78,36 @@ class Verification:
 
 def verify_bundle(reader: BundleReader, workers: int | None = None,
                   progress: Progress | None = None) -> Verification:
-    result = Verification(str(reader.path))
-    trust = load_trust(reader, result.problems)
-    if trust is None:
+    result, entries, strays = begin_verification(reader)
+    if result.trust is None:
         return result
-    result.trust = trust
-    view = load_log(reader, trust, result.problems)
+    ctx = (str(reader.path), result.trust)
+    with ordered_map(_check_in_worker, entries, len(entries), workers, _init_worker,
+                     ctx) as checked:
+        view = load_log(reader, result.trust, result.problems)  # while the workers check
+        outcomes = []
+        for outcome in checked:
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(1)
+    return conclude_verification(reader, result, view, outcomes, strays)
+
+
+def begin_verification(reader: BundleReader) -> tuple[Verification, list[ChunkEntry], list[str]]:
+    """The manifest's keys (result.trust, None if unusable) and the chunk places to check."""
+    result = Verification(str(reader.path))
+    result.trust = load_trust(reader, result.problems)
     entries, strays = reader.chunk_entries()
-    outcomes = _check_all(reader, trust, entries, workers, progress)
+    return result, entries, strays
+
+
+def conclude_verification(reader: BundleReader, result: Verification, view: LogView,
+                          outcomes: list[ChunkOutcome], strays: list[str]) -> Verification:
+    """Everything after the per-chunk checks: the chunks against the log, consistency, gaps."""
+    assert result.trust is not None
     # A leaf that is byte for byte a descriptor already verified needs no second check.
     known = {o.note: o.descriptor for o in outcomes if o.note is not None and o.descriptor}
-    classify_leaves(view, trust, known, result.problems)
+    classify_leaves(view, result.trust, known, result.problems)
     result.checkpoint, result.access = view.checkpoint, view.access
     for outcome in outcomes:
         outcome.settle(view.index_of if view.root_ok else None)
@@ -108,34 +127,16 @@ _WORKER: dict[str, ChunkContext] = {}  # the context of a worker process
 
 
 def _init_worker(path: str, trust: Trust) -> None:
-    _WORKER["ctx"] = ChunkContext(BundleReader(Path(path)), trust,
-                                  CheckpointCache(trust.server_key))
+    _WORKER["ctx"] = chunk_context(path, trust)
+
+
+def chunk_context(path: str, trust: Trust) -> ChunkContext:
+    """What a worker process needs to check chunks; it opens the bundle itself."""
+    return ChunkContext(BundleReader(Path(path)), trust, CheckpointCache(trust.server_key))
 
 
 def _check_in_worker(entry: ChunkEntry) -> ChunkOutcome:
     return check_chunk(_WORKER["ctx"], entry)
-
-
-def _check_all(reader: BundleReader, trust: Trust, entries: list[ChunkEntry],
-               workers: int | None, progress: Progress | None) -> list[ChunkOutcome]:
-    count = worker_count(len(entries), workers)
-    outcomes: list[ChunkOutcome] = []
-    if count == 1:
-        ctx = ChunkContext(reader, trust, CheckpointCache(trust.server_key))
-        results: Iterable[ChunkOutcome] = (check_chunk(ctx, e) for e in entries)
-        pool = None
-    else:
-        pool = process_pool(count, _init_worker, (str(reader.path), trust))
-        results = pool.map(_check_in_worker, entries, chunksize=chunksize(len(entries), count))
-    try:
-        for outcome in results:
-            outcomes.append(outcome)
-            if progress is not None:
-                progress(1)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return outcomes
 
 
 def _receipt_roots(chunks: list[ChunkRecord]) -> dict[int, set[bytes]]:

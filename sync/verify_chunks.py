@@ -1,8 +1,8 @@
 """The checks of one chunk in a bundle: descriptor, age file, slot, receipt and proof.
 
-Chunks are independent, so `check_chunk` runs on many threads at once (hashlib and the
-signature and AEAD code of `cryptography` release the GIL on large inputs). It reads the age
-file once, in blocks, whatever its size.
+Chunks are independent, so `check_chunk` runs in many worker processes at once. It reads the
+age file once, in blocks, whatever its size; a `tap` sees every block as it is read, so
+`decrypt` opens the chunk in the same pass instead of reading it a second time.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from crypto.age import read_header
@@ -31,6 +31,7 @@ from sync.bundle import (
 from sync.findings import ERROR, WARNING, ChunkRecord, Problem, Trust
 
 HEAD_BYTES = 64 * 1024  # an age header with a handful of stanzas is well under 1 KiB
+Tap = Callable[[bytes], None]  # sees every block of the age file, in order
 AGE_TAG = 16
 AGE_NONCE = 16
 AGE_CHUNK = 64 * 1024
@@ -124,9 +125,10 @@ class ChunkOutcome:
 
 
 class _ChunkCheck:
-    def __init__(self, ctx: ChunkContext, entry: ChunkEntry) -> None:
+    def __init__(self, ctx: ChunkContext, entry: ChunkEntry, tap: Tap | None) -> None:
         self.ctx = ctx
         self.entry = entry
+        self.tap = tap
         self.where = f"{entry.stream} seq {entry.seq}"
         self.out = ChunkOutcome(ChunkRecord(entry.stream, entry.seq, entry.age))
 
@@ -191,12 +193,18 @@ class _ChunkCheck:
     def check_age(self, desc: ChunkDescriptor | None) -> None:
         name = self.entry.age
         hasher = hashlib.sha256()
+        tap = self.tap
         with self.ctx.reader.open(name) as stream:
-            head = stream.read(HEAD_BYTES)
+            # One read holds a whole chunk of usual size, header and all.
+            head = stream.read(READ_BLOCK)
             hasher.update(head)
+            if tap is not None:
+                tap(head)
             size = len(head)
             while block := stream.read(READ_BLOCK):
                 hasher.update(block)
+                if tap is not None:
+                    tap(block)
                 size += len(block)
         digest = hasher.hexdigest()
         self.out.digests[name] = (digest, size)
@@ -209,7 +217,7 @@ class _ChunkCheck:
     def check_slot(self, head: bytes, desc: ChunkDescriptor | None) -> None:
         name = self.entry.age
         try:
-            header = read_header(head)
+            header = read_header(head[:HEAD_BYTES])
             slot, offset = header.slot, header.payload_offset
         except CryptoError as exc:
             self.error("not_age", name, f"is not a readable age file ({exc})")
@@ -287,6 +295,8 @@ def _receipt_fields(receipt: object) -> tuple[int, int, list[bytes], str]:
     return index, size, proof, note
 
 
-def check_chunk(ctx: ChunkContext, entry: ChunkEntry) -> ChunkOutcome:
-    """Every check of one chunk; never raises for bad content (it becomes a Problem)."""
-    return _ChunkCheck(ctx, entry).run()
+def check_chunk(ctx: ChunkContext, entry: ChunkEntry, tap: Tap | None = None) -> ChunkOutcome:
+    """Every check of one chunk; never raises for bad content (it becomes a Problem).
+
+    `tap`, if given, is fed the age file's bytes as they are read (and must not raise)."""
+    return _ChunkCheck(ctx, entry, tap).run()

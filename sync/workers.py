@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 PER_WORKER_MIN = 16  # below this many items per worker, starting processes costs more than it saves
 
@@ -40,3 +44,27 @@ def process_pool(workers: int, initializer: Callable[..., None],
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     return ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=initializer, initargs=initargs)
+
+
+@contextmanager
+def ordered_map(task: Callable[[T], R], items: Iterable[T], total: int, workers: int | None,
+                initializer: Callable[..., None],
+                initargs: tuple[Any, ...]) -> Iterator[Iterator[R]]:
+    """`task` over `items` (`total` of them), results in order: on worker processes when that
+    pays, else in this process (after running `initializer` here, so `task` finds the same
+    state either way).
+
+    With a pool, every item is handed out before this yields: the workers start on the first
+    ones while `items` is still being produced, and while the caller does other work before it
+    reads the results.
+    """
+    count = worker_count(total, workers)
+    if count == 1:
+        initializer(*initargs)
+        yield map(task, items)
+        return
+    pool = process_pool(count, initializer, initargs)
+    try:
+        yield pool.map(task, items, chunksize=chunksize(total, count))
+    finally:
+        pool.shutdown(cancel_futures=True)

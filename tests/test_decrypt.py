@@ -221,3 +221,24 @@ def test_many_chunks_decrypt_on_every_core_to_the_same_bytes(tmp_path: Path) -> 
     assert report["streams"][0]["output"]["gaps"] == [
         {"missing": [7], "at_offset": 7000, "reason": "could not be decrypted"},
         {"missing": [33], "at_offset": 32000, "reason": "could not be decrypted"}]
+
+
+@pytest.mark.parametrize("altered", ["log/checkpoint.note", "chunks/audio/00000040.receipt.json",
+                                     "chunks/audio/00000059.descriptor"])
+def test_intact_chunks_in_an_altered_bundle_leave_no_plaintext_behind(
+        altered: str, tmp_path: Path) -> None:
+    # Every age file is intact and opens with the key, so the one-pass decrypter has written
+    # plaintext by the time it learns (from the log, a receipt, a descriptor) that the bundle
+    # was altered: all of it must be gone again.
+    audio = os.urandom(60 * 1000)
+    many = scenario(tmp_path / "many", {"audio": audio}, chunk_bytes=1000)
+    target = many.bundle / altered
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    out = tmp_path / "work" / "out"
+    out.parent.mkdir()
+    result = run_cli("decrypt", many.bundle, "-i", key_file(tmp_path, many.identity), "-o", out)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "refusing to decrypt an altered bundle" in result.stderr
+    assert list(out.parent.iterdir()) == []
