@@ -81,3 +81,34 @@ def test_the_checker_sees_a_crossing(tmp_path: Path) -> None:
     bad.write_text("import server.app\nfrom sync import outbox\nimport os\n")
     assert imported_roots(bad) == {"server", "sync", "os"}
     assert package_files("crypto"), "crypto/ has no files: the layering test would be empty"
+
+
+def declared_runtime_distributions() -> set[str]:
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {_normalised(re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0])
+            for spec in project["dependencies"]}
+
+
+def _normalised(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def test_every_library_the_program_imports_is_a_declared_dependency() -> None:
+    """`scripts/serve` installs only the runtime dependencies: an import of anything else (even
+    one the test extras happen to pull in) would fail for a user, not in the test suite."""
+    import importlib.metadata
+    import sys
+
+    distributions = importlib.metadata.packages_distributions()
+    declared = declared_runtime_distributions()
+    offences = []
+    for package in sorted(ALLOWED):
+        for path in package_files(package):
+            for root in sorted(imported_roots(path) - OURS - set(sys.stdlib_module_names)):
+                names = {_normalised(name) for name in distributions.get(root, [root])}
+                if not names & declared:
+                    offences.append(f"{path.relative_to(ROOT)} imports {root} ({sorted(names)})")
+    assert not offences, "not in [project] dependencies:\n" + "\n".join(offences)
