@@ -125,6 +125,13 @@ def _parse_verifier_text(verifier: str) -> _VerifierKey:
 def _parse_signing_key(signing_key: str) -> tuple[str, bytes, Ed25519PrivateKey]:
     if not isinstance(signing_key, str) or not signing_key.startswith(PRIVATE_PREFIX):
         raise MalformedError("signing key must start with PRIVATE+KEY+")
+    return _parse_signing_key_text(signing_key)
+
+
+@lru_cache(maxsize=8)
+def _parse_signing_key_text(signing_key: str) -> tuple[str, bytes, Ed25519PrivateKey]:
+    # Cached: a server signs every checkpoint with one key, and loading it (deriving the public
+    # key to check the key id) costs more than the signature. Only valid parses are cached.
     name, kid, seed = _split_key(signing_key[len(PRIVATE_PREFIX) :], "signing key")
     private = Ed25519PrivateKey.from_private_bytes(seed)
     if not hmac.compare_digest(kid, key_id(name, _raw_public(private))):
