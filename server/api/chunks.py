@@ -27,6 +27,9 @@ from server.uploads import upload_chunk
 blp = Blueprint("chunks", __name__, url_prefix="/v1", description="Chunks and receipts")
 
 CHUNK_PATH = "/encounters/<uuid_lower:encounter_id>/streams/<stream:stream>/chunks/<int(max=4294967295):seq>"  # noqa: E501
+# One instance, not the class: webargs would build (and deep-copy the fields of) a new one for
+# every upload.
+CHUNK_HEADERS = ChunkHeadersSchema()
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 UPLOAD_BODY = {
     "required": True,
@@ -70,7 +73,7 @@ def stored_chunk(encounter_id: str, stream: str, seq: int) -> ChunkRecord:
 class Chunk(MethodView):
     @device_endpoint(blp)
     @refusals(blp, 400, 404, 409, 411, 413, 503)
-    @blp.arguments(ChunkHeadersSchema, location="headers")
+    @blp.arguments(CHUNK_HEADERS, location="headers")
     @blp.doc(requestBody=UPLOAD_BODY)
     @blp.response(201, ReceiptSchema, description="stored now; the receipt")
     @blp.alt_response(200, schema=ReceiptSchema, description="already stored; the same receipt")
