@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from server.metadata_rows import one_row
+
 
 @dataclass(frozen=True)
 class Device:
@@ -41,8 +43,7 @@ class DeviceInvitation:
 
 
 def _one(db: Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
-    rows = list(db.query(sql, params))
-    return rows[0] if rows else None
+    return one_row(db, sql, params)
 
 
 class AccountQueries:

@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from server.metadata_rows import one_row
+
 OPEN_STATES = ("scheduled", "held")
 
 
@@ -112,9 +114,9 @@ class DeletionQueries:
         self.db.table("encounter_tombstones").insert(vars(tombstone), ignore=True)
 
     def tombstone(self, encounter_id: str) -> Tombstone | None:
-        rows = list(self.db.query("SELECT * FROM encounter_tombstones WHERE encounter_id = ?",
-                                  [encounter_id]))
-        return Tombstone(**rows[0]) if rows else None
+        row = one_row(self.db, "SELECT * FROM encounter_tombstones WHERE encounter_id = ?",
+                      [encounter_id])
+        return Tombstone(**row) if row else None
 
     def tombstoned_ids(self, account_id: str) -> set[str]:
         rows = self.db.query("SELECT encounter_id FROM encounter_tombstones "

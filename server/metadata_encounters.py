@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from server.metadata_rows import one_row
+
 
 @dataclass(frozen=True)
 class Encounter:
@@ -63,9 +65,9 @@ class EncounterQueries:
     db: Database
 
     def encounter(self, encounter_id: str) -> Encounter | None:
-        rows = list(self.db.query(f"SELECT {_ENCOUNTER_COLUMNS} FROM encounters "  # noqa: S608
-                                  "WHERE encounter_id = ?", [encounter_id]))
-        return Encounter(**rows[0]) if rows else None
+        row = one_row(self.db, f"SELECT {_ENCOUNTER_COLUMNS} FROM encounters "  # noqa: S608
+                      "WHERE encounter_id = ?", [encounter_id])
+        return Encounter(**row) if row else None
 
     def encounters_of(self, account_id: str) -> list[Encounter]:
         """The account's encounters, oldest first; deleted ones (tombstoned) are gone."""
@@ -81,11 +83,9 @@ class EncounterQueries:
         self.db.table("encounters").insert({**vars(encounter), "log_frontier": b""})
 
     def chunk(self, encounter_id: str, stream: str, seq: int) -> ChunkRecord | None:
-        rows = list(self.db.query(
-            "SELECT * FROM chunks WHERE encounter_id = ? AND stream = ? AND seq = ?",
-            [encounter_id, stream, seq],
-        ))
-        return ChunkRecord.from_row(rows[0]) if rows else None
+        row = one_row(self.db, "SELECT * FROM chunks WHERE encounter_id = ? AND stream = ? "
+                      "AND seq = ?", [encounter_id, stream, seq])
+        return ChunkRecord.from_row(row) if row else None
 
     def insert_chunk(self, chunk: ChunkRecord) -> None:
         row = chunk.row()
