@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # real imports for type checkers; at run time see __getattr__
 
 __all__ = [
     "BlobConflict", "BlobDigestMismatch", "BlobMissing", "BlobRangeError", "BlobStore",
-    "BlobStoreError", "BlobStoreUnavailable", "InvalidBlobKey", "LocalBlobStore",
+    "BlobStoreError", "BlobStoreUnavailable", "DigestedBytes", "InvalidBlobKey", "LocalBlobStore",
     "PresignedPut", "S3BlobStore", "check_digest", "check_digest_format", "chunk_key",
     "make_blob_store", "validate_key", "validate_range",
 ]
@@ -93,10 +93,26 @@ def check_digest_format(sha256_hex: str) -> None:
         raise BlobDigestMismatch("expected a lowercase hex SHA-256 digest")
 
 
+class DigestedBytes(bytes):
+    """Bytes that carry their own SHA-256, computed when they were made.
+
+    An upload is hashed once, to check it against the signed descriptor before anything is
+    stored; handing the store these bytes spares hashing it again (a MiB costs ~0.6 ms). Bytes
+    are immutable, so the digest stays true.
+    """
+
+    sha256_hex: str
+
+    def __new__(cls, data: bytes) -> DigestedBytes:
+        made = super().__new__(cls, data)
+        made.sha256_hex = hashlib.sha256(made).hexdigest()
+        return made
+
+
 def check_digest(data: bytes, sha256_hex: str) -> str:
     """Raise BlobDigestMismatch unless `data` hashes to `sha256_hex`; return the digest."""
     check_digest_format(sha256_hex)
-    actual = hashlib.sha256(data).hexdigest()
+    actual = data.sha256_hex if type(data) is DigestedBytes else hashlib.sha256(data).hexdigest()
     if actual != sha256_hex:
         raise BlobDigestMismatch(f"body hashes to {actual}, not the announced {sha256_hex}")
     return actual

@@ -13,14 +13,15 @@ Order (each refusal leaves nothing behind):
      bytes -> chunk_exists; beyond/second final -> stream_closed; too_many_streams.
 Then the blob is stored durably (idempotent for identical bytes, so a retry after a crash here
 re-uses it), and one BEGIN IMMEDIATE transaction re-checks 5, appends the leaf, signs the
-checkpoint, records the chunk with its receipt and the change row. Only then is it acknowledged.
+checkpoint, records the chunk with its receipt and the change row. Only when that transaction
+is committed is the chunk acknowledged (concurrent uploads share the transaction and its
+COMMIT, each in its own savepoint: server/group_commit.py).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import time
 from collections.abc import Callable
 
@@ -30,7 +31,7 @@ from crypto.errors import BadSignature, CryptoError
 from crypto.merkle import leaf_hash
 from server.access import writable_encounter
 from server.auth import Caller, iso
-from server.blobstore import BlobConflict, BlobStoreUnavailable, chunk_key
+from server.blobstore import BlobConflict, BlobStoreUnavailable, DigestedBytes, chunk_key
 from server.context import Services
 from server.encounters import signed_checkpoint
 from server.errors import ApiError
@@ -77,10 +78,10 @@ def check_descriptor_matches(desc: ChunkDescriptor, slot_url: tuple[str, str, in
                       f"Content-Length says {length}.")
 
 
-def check_body(body: bytes, desc: ChunkDescriptor) -> None:
+def check_body(body: DigestedBytes, desc: ChunkDescriptor) -> None:
     if len(body) != desc.size:
         raise _refuse(400, "size_mismatch", f"Received {len(body)} bytes, not {desc.size}.")
-    if hashlib.sha256(body).hexdigest() != desc.sha256:
+    if body.sha256_hex != desc.sha256:
         raise _refuse(400, "digest_mismatch",
                       "The body's SHA-256 is not the one in the signed descriptor.")
     try:
@@ -129,20 +130,23 @@ def upload_chunk(svc: Services, caller: Caller, slot_url: tuple[str, str, int],
     length = check_length(content_length, svc.config["MAX_CHUNK_BYTES"])
     note, desc = open_descriptor_header(descriptor_header, device.device_key)
     check_descriptor_matches(desc, slot_url, length)
-    body = read_body(length)
+    body = DigestedBytes(read_body(length))  # hashed once, here; the blob store re-uses it
     check_body(body, desc)
     with svc.store.read() as tx:
         held = admit(tx, svc, desc)
     if held is not None:
         return held, False
     _store_blob(svc, desc, body)
-    with svc.store.write() as tx:
+
+    def record_chunk(tx: Tx) -> tuple[ChunkRecord, bool]:
         writable_encounter(tx, caller, slot_url[0])  # again: a deletion may have begun since
         held = admit(tx, svc, desc)
         if held is not None:
             return held, False
-        record = _append(tx, svc, caller, desc, note)
-    return record, True
+        return _append(tx, svc, caller, desc, note), True
+
+    # Shared with concurrent uploads' transactions; returns once committed (durable).
+    return svc.store.write_grouped(record_chunk)
 
 
 def _store_blob(svc: Services, desc: ChunkDescriptor, body: bytes) -> None:
@@ -162,9 +166,10 @@ def _append(tx: Tx, svc: Services, caller: Caller, desc: ChunkDescriptor,
             note: str) -> ChunkRecord:
     now = iso(time.time())
     leaf = note.encode("utf-8")
-    frontier, proof = tx.frontier(desc.encounter).append(leaf_hash(leaf))
+    leaf_digest = leaf_hash(leaf)
+    frontier, proof = tx.frontier(desc.encounter).append(leaf_digest)
     checkpoint = signed_checkpoint(svc, desc.encounter, frontier.size, frontier.root())
-    tx.append_leaf(desc.encounter, leaf_hash(leaf), leaf, frontier)
+    tx.append_leaf(desc.encounter, leaf_digest, leaf, frontier)
     tx.insert_checkpoint(desc.encounter, checkpoint, now)
     record = ChunkRecord(
         encounter_id=desc.encounter, stream=desc.stream, seq=desc.seq, final=desc.final,
