@@ -21,6 +21,7 @@ from sync.bundle import MANIFEST, BundleError, BundleReader, zip_bundle
 from sync.decrypt import verify_and_decrypt
 from sync.report import build_report, chunks_word, verification_text, write_report
 from sync.verify import Verification, verify_bundle
+from sync.workers import reuse_freed_buffers
 
 if TYPE_CHECKING:
     from sync.fetch import Plan, Reader
@@ -53,6 +54,7 @@ def run_verification(reader: BundleReader) -> Verification:
 
 
 def verify(args: argparse.Namespace) -> int:
+    reuse_freed_buffers()
     with open_bundle(args.bundle) as reader:
         result = run_verification(reader)
     sys.stdout.write(verification_text(result))
@@ -75,6 +77,7 @@ def decrypt(args: argparse.Namespace) -> int:
     identities = load_identities(args.identity)
     if not identities:
         raise CliError(f"{args.identity} holds no AGE-SECRET-KEY-1... identity")
+    reuse_freed_buffers()
     with open_bundle(args.bundle) as reader:
         staging = _staging_dir(args.output)
         try:
