@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from crypto.age import Decryptor, Identity
+from crypto.age import Decryptor, Header, Identity
 from crypto.age_format import find_header_end
 from crypto.errors import AuthenticationError, CryptoError
 from sync.bundle import AGE_SUFFIX, BundleReader, ChunkEntry
@@ -95,6 +95,9 @@ class PieceWriter:
         if self.error is None:
             self._guarded(lambda: self.decryptor.update(block))
 
+    def header(self) -> Header | None:
+        return self.decryptor.header
+
     def finish(self) -> str | None:
         if self.error is None:
             self._guarded(self.decryptor.finalize)
@@ -131,7 +134,7 @@ def run_job(job: Job) -> JobResult:
     if job.output not in fds:
         fds[job.output] = os.open(job.output, os.O_WRONLY)
     writer = PieceWriter(_WORKER["identities"], fds[job.output], job.piece)
-    outcome = check_chunk(_WORKER["ctx"], job.entry, writer.feed)
+    outcome = check_chunk(_WORKER["ctx"], job.entry, writer)
     return JobResult(outcome, job.piece, writer.finish())
 
 

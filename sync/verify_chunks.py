@@ -12,10 +12,11 @@ import binascii
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from crypto.age import read_header
+from crypto.age import Header, read_header
 from crypto.checkpoint import Checkpoint, open_checkpoint
 from crypto.descriptor import ChunkDescriptor, open_descriptor
 from crypto.errors import BadProof, BadSignature, CryptoError, MalformedError
@@ -31,7 +32,6 @@ from sync.bundle import (
 from sync.findings import ERROR, WARNING, ChunkRecord, Problem, Trust
 
 HEAD_BYTES = 64 * 1024  # an age header with a handful of stanzas is well under 1 KiB
-Tap = Callable[[bytes], None]  # sees every block of the age file, in order
 AGE_TAG = 16
 AGE_NONCE = 16
 AGE_CHUNK = 64 * 1024
@@ -46,6 +46,15 @@ def plaintext_size(file_size: int, payload_offset: int) -> int | None:
     size = sealed - chunks * AGE_TAG
     # Only the last STREAM chunk may be short, and only the first (empty file) may be empty.
     return size if size >= 0 and (size > 0 or chunks == 1) else None
+
+
+class Tap(Protocol):
+    """Sees every block of a chunk's age file as it is read, in order (never raises)."""
+
+    def feed(self, block: bytes) -> None: ...
+
+    def header(self) -> Header | None:
+        """The age header, if the tap has parsed it (and verified its MAC) by now."""
 
 
 def open_device_descriptor(note: str, devices: Mapping[str, str]) -> tuple[ChunkDescriptor, str]:
@@ -199,12 +208,12 @@ class _ChunkCheck:
             head = stream.read(READ_BLOCK)
             hasher.update(head)
             if tap is not None:
-                tap(head)
+                tap.feed(head)
             size = len(head)
             while block := stream.read(READ_BLOCK):
                 hasher.update(block)
                 if tap is not None:
-                    tap(block)
+                    tap.feed(block)
                 size += len(block)
         digest = hasher.hexdigest()
         self.out.digests[name] = (digest, size)
@@ -217,7 +226,9 @@ class _ChunkCheck:
     def check_slot(self, head: bytes, desc: ChunkDescriptor | None) -> None:
         name = self.entry.age
         try:
-            header = read_header(head[:HEAD_BYTES])
+            # A decrypting tap has parsed the same header already; else parse it here.
+            header = (self.tap.header() if self.tap is not None else None) or \
+                read_header(head[:HEAD_BYTES])
             slot, offset = header.slot, header.payload_offset
         except CryptoError as exc:
             self.error("not_age", name, f"is not a readable age file ({exc})")
