@@ -4,7 +4,7 @@ Builds a bundle of SIZE bytes (default 256 MiB) in 256 KiB chunks directly with 
 phone's and the server's part played as in tests/bundlekit.py), and the same plaintext as one
 age file. Then, alternating, it times:
   - baseline: `age -d -i KEY -o OUT whole.age` (Debian's age, Go);
-  - ours:     `safehold decrypt BUNDLE -i KEY -o OUTDIR` (verifies everything first), and
+  - ours:     `safehold decrypt BUNDLE -i KEY -o OUTDIR` (verifies everything, same pass), and
               `safehold verify BUNDLE` alone;
 as child processes, reading each one's peak resident memory from wait4(). Prints the medians
 and the ratio age_time / our_time (goal >= 1.0) and our peak memory (goal < 200 MB).
