@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+import functools
+from typing import IO, Any
 
 from flask import Response, request
 from flask.views import MethodView
@@ -47,12 +48,12 @@ def receipt_body(record: ChunkRecord) -> dict[str, Any]:
     }
 
 
-def read_exactly(length: int) -> bytes:
+def read_exactly(stream: IO[bytes], length: int) -> bytes:
     """Up to `length` body bytes; fewer only if the client stopped sending."""
     parts: list[bytes] = []
     remaining = length
     while remaining > 0:
-        part = request.stream.read(min(remaining, 1024 * 1024))
+        part = stream.read(min(remaining, 1024 * 1024))
         if not part:
             break
         parts.append(part)
@@ -82,7 +83,7 @@ class Chunk(MethodView):
         """Upload one chunk (age file) with its signed descriptor; answers with the receipt."""
         record, created = upload_chunk(
             services(), caller(), (encounter_id, stream, seq), headers["descriptor"],
-            request.content_length, read_exactly,
+            request.content_length, functools.partial(read_exactly, request.stream),
         )
         return receipt_body(record), 201 if created else 200
 
