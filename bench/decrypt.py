@@ -75,6 +75,9 @@ def timed(argv: list[str]) -> tuple[float, int, float]:
     """Wall time, peak RSS (bytes) and CPU seconds (user+system, with its own children) of
     one child process; fails loudly if it fails."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Whatever the build or the previous run wrote (hundreds of MB) is flushed first, so its
+    # write-back does not compete for the cores with the run being timed.
+    os.sync()
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
