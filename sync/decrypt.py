@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,15 +101,22 @@ def verify_and_decrypt(reader: BundleReader, identities: Sequence[Identity], out
                          (str(reader.path), result.trust, identities)) as done:
             view = load_log(reader, result.trust, result.problems)  # while the workers run
             outcomes = list(_collect(done, hashing, progress))
+        conclude_verification(reader, result, view, outcomes, strays)
+    except BaseException:
+        _remove(paths.values())
+        raise
     finally:
         close_worker()
         hashing.close()
-    conclude_verification(reader, result, view, outcomes, strays)
     if not result.ok:
-        for path in paths.values():
-            path.unlink(missing_ok=True)
+        _remove(paths.values())
         return Decryption(result)
     return _finish(reader, result, identities, outdir, hashing)
+
+
+def _remove(paths: Iterable[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _collect(done: Iterator[JobResult], hashing: _OutputHashing,
