@@ -82,14 +82,18 @@ class ChunkUploadFastPath:
                 slot: tuple[str, str, int]) -> tuple[ChunkRecord, bool] | Response:
         try:
             caller = authenticate(self.services, authorization=environ["HTTP_AUTHORIZATION"])
-            stream = get_input_stream(environ,
-                                      max_content_length=self.app.config["MAX_CONTENT_LENGTH"])
             return upload_chunk(
                 self.services, caller, slot, environ["HTTP_SAFEHOLD_DESCRIPTOR"],
-                int(environ["CONTENT_LENGTH"]), functools.partial(read_exactly, stream),
+                int(environ["CONTENT_LENGTH"]), functools.partial(self._read_body, environ),
             )
         except Exception as exc:  # refusals, werkzeug's HTTP errors, failures: as the app answers
             return error_response(exc)
+
+    def _read_body(self, environ: dict[str, Any], length: int) -> bytes:
+        # The stream is made only now, as Flask makes request.stream on first use: its own
+        # size check must not answer before upload_chunk's ordered checks have run.
+        stream = get_input_stream(environ, max_content_length=self.app.config["MAX_CONTENT_LENGTH"])
+        return read_exactly(stream, length)
 
     def _receipt_json(self, record: ChunkRecord) -> bytes:
         """The receipt as the route sends it: its ReceiptSchema dump (the identity on these

@@ -19,11 +19,13 @@ from server.app import create_app
 from server.fast_upload import ChunkUploadFastPath
 
 NAME = "localhost:8000"
+MAX_CHUNK_BYTES = 2048  # sealed test chunks are a few hundred bytes
 
 
 class Paths:
     def __init__(self, data_dir: Path) -> None:
-        app = create_app({"DATA_DIR": str(data_dir), "PUBLIC_URL": f"http://{NAME}"})
+        app = create_app({"DATA_DIR": str(data_dir), "PUBLIC_URL": f"http://{NAME}",
+                          "MAX_CHUNK_BYTES": MAX_CHUNK_BYTES})
         assert isinstance(app.wsgi_app, ChunkUploadFastPath)
         self.fast, self.flask = Client(app), Client(app.wsgi_app.flask_wsgi)
         self.device = Device(f"http://{NAME}", NAME)
@@ -69,7 +71,8 @@ def test_a_stored_chunk_gets_the_same_receipt_from_both_paths(paths: Paths) -> N
     assert (status, receipt) == (200, fast.json)
 
 
-@pytest.mark.parametrize("fault", ["digest", "slot", "signature", "token", "taken"])
+@pytest.mark.parametrize("fault", ["digest", "slot", "signature", "token", "taken",
+                                   "oversize"])
 def test_refusals_are_the_same_from_both_paths(paths: Paths, fault: str) -> None:
     body, note = paths.device.seal(paths.encounter, "video", 1)
     headers: dict[str, str] = {}
@@ -86,8 +89,10 @@ def test_refusals_are_the_same_from_both_paths(paths: Paths, fault: str) -> None
         note = Device(paths.device.url, NAME).seal(paths.encounter, "video", 1)[1]
     elif fault == "token":
         headers["Authorization"] = "Bearer forged.token"
+    elif fault == "oversize":  # beyond the chunk limit and Flask's own body limit alike
+        body = bytes(64 * 1024 + 2)
     status, error = same_answer(paths.both(1, body, note, **headers))
     expected = {"digest": (400, "digest_mismatch"), "slot": (400, "slot_mismatch"),
                 "signature": (400, "bad_signature"), "token": (401, "invalid_token"),
-                "taken": (409, "chunk_exists")}[fault]
+                "taken": (409, "chunk_exists"), "oversize": (413, "too_large")}[fault]
     assert (status, error["error"]["code"]) == expected

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 from typing import IO, Any
 
 from flask import Response, request
@@ -61,6 +60,12 @@ def read_exactly(stream: IO[bytes], length: int) -> bytes:
     return b"".join(parts)
 
 
+def read_request_body(length: int) -> bytes:
+    # request.stream is made on first use, after upload_chunk's checks: werkzeug's own size
+    # check must not answer before them.
+    return read_exactly(request.stream, length)
+
+
 def stored_chunk(encounter_id: str, stream: str, seq: int) -> ChunkRecord:
     with services().store.read() as tx:
         readable_encounter(tx, caller(), encounter_id)
@@ -83,7 +88,7 @@ class Chunk(MethodView):
         """Upload one chunk (age file) with its signed descriptor; answers with the receipt."""
         record, created = upload_chunk(
             services(), caller(), (encounter_id, stream, seq), headers["descriptor"],
-            request.content_length, functools.partial(read_exactly, request.stream),
+            request.content_length, read_request_body,
         )
         return receipt_body(record), 201 if created else 200
 
