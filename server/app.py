@@ -18,7 +18,6 @@ from server.config import complete_config, load_config
 from server.context import Services
 from server.docs_page import render_docs
 from server.errors import ApiError, register_error_handlers
-from server.fast_upload import ChunkUploadFastPath
 from server.metadata import Store
 from server.ratelimit import RateLimiter
 from server.serverkey import describe, load_or_create_server_key
@@ -76,7 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         API_SPEC_OPTIONS={"info": {"description": "Encrypted, tamper-evident encounter "
                                    "recordings. Full contract: docs/protocol.md."}},
     )
-    services = app.extensions["safehold"] = build_services(settings)
+    app.extensions["safehold"] = build_services(settings)
     app.url_map.converters["uuid_lower"] = UuidConverter
     app.url_map.converters["stream"] = StreamConverter
     api = SafeholdApi(app)
@@ -84,9 +83,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_api(api)
     register_error_handlers(app)
     app.before_request(_limit_json_bodies)
-
-    # Ordinary chunk uploads skip Flask's dispatch (same checks and answers): fast_upload.py
-    app.wsgi_app = ChunkUploadFastPath(app, services)  # type: ignore[method-assign]
 
     @app.get("/docs")
     def docs() -> Response:

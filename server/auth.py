@@ -126,7 +126,8 @@ def issue_token(svc: Services, device_id: str | None, challenge: str, signature_
     return f"{token_id}.{secret}", iso(expires)
 
 
-def _bearer_token(header: str) -> str:
+def _bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
         raise ApiError(401, "auth_required", "This needs an Authorization: Bearer token; "
@@ -142,13 +143,10 @@ def _invalid_token() -> ApiError:
                     "log in again.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def authenticate(svc: Services, allow_contacts: bool = False,
-                 authorization: str | None = None) -> Caller:
-    """The device (or, if allowed, the trusted contact) behind the request's bearer token
-    (`authorization`: that header's value, read from the request when None), after its rate
-    limit; else 401/429, or 403 for a contact where only devices may act."""
-    header = request.headers.get("Authorization", "") if authorization is None else authorization
-    token_id, _, secret = _bearer_token(header).partition(".")
+def authenticate(svc: Services, allow_contacts: bool = False) -> Caller:
+    """The device (or, if allowed, the trusted contact) behind the request's bearer token,
+    after its rate limit; else 401/429, or 403 for a contact where only devices may act."""
+    token_id, _, secret = _bearer_token().partition(".")
     with svc.store.read() as tx:
         record = tx.token(token_id) if token_id and secret else None
     if record is None or record.expires_at < svc.now():

@@ -90,14 +90,6 @@ def _handle_unexpected(error: Exception) -> Response:
     return envelope(500, code, message)
 
 
-def error_response(error: Exception) -> Response:
-    """The envelope Flask's registered handlers give `error` (for code outside Flask's
-    dispatch: server/fast_upload.py); needs an app context."""
-    if isinstance(error, ApiError):
-        return _handle_api_error(error)
-    return _handle_unexpected(error)
-
-
 def register_error_handlers(app: Flask) -> None:
     """Install the envelope for every error; call after flask-smorest's Api(app)."""
     app.register_error_handler(ApiError, _handle_api_error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import IO, Any
+from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
@@ -47,23 +47,17 @@ def receipt_body(record: ChunkRecord) -> dict[str, Any]:
     }
 
 
-def read_exactly(stream: IO[bytes], length: int) -> bytes:
+def read_exactly(length: int) -> bytes:
     """Up to `length` body bytes; fewer only if the client stopped sending."""
     parts: list[bytes] = []
     remaining = length
     while remaining > 0:
-        part = stream.read(min(remaining, 1024 * 1024))
+        part = request.stream.read(min(remaining, 1024 * 1024))
         if not part:
             break
         parts.append(part)
         remaining -= len(part)
     return b"".join(parts)
-
-
-def read_request_body(length: int) -> bytes:
-    # request.stream is made on first use, after upload_chunk's checks: werkzeug's own size
-    # check must not answer before them.
-    return read_exactly(request.stream, length)
 
 
 def stored_chunk(encounter_id: str, stream: str, seq: int) -> ChunkRecord:
@@ -88,7 +82,7 @@ class Chunk(MethodView):
         """Upload one chunk (age file) with its signed descriptor; answers with the receipt."""
         record, created = upload_chunk(
             services(), caller(), (encounter_id, stream, seq), headers["descriptor"],
-            request.content_length, read_request_body,
+            request.content_length, read_exactly,
         )
         return receipt_body(record), 201 if created else 200
 
