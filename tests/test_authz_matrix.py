@@ -257,7 +257,7 @@ def send(world: World, token: str | None, endpoint: Endpoint,
 def owner_secrets(world: World) -> list[str]:
     """Strings only the owner (and those it released to) may ever see."""
     secrets = [world.owner.account_id, world.owner.device_id, world.owner.recovery_recipient,
-               world.owner.device_key.rsplit("+", 1)[1], *world.encounters.values()]
+               world.owner.device_key.split("+", 2)[2], *world.encounters.values()]
     for invitee in world.contacts.values():
         secrets += [str(invitee.contact_id), invitee.recipient]
     secrets += ["Imm", "Alerted", "Checker", "Gone", "Unconfirmed"]
