@@ -1,4 +1,4 @@
-"""Entry point of the `safehold` command.
+"""safehold: record encounters safely, receive them as a trusted contact, verify and decrypt them.
 
 Every subcommand and option of the contract in DESIGN.md is declared here, in one place, so the
 contract can be read (and tested) at a glance. Handlers live in sibling modules and are imported
@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 
 from cli.common import exit_code_for
@@ -91,8 +92,24 @@ def _add_contact_commands(sub: argparse._SubParsersAction) -> None:
          state=True)
 
 
+EPILOG = """\
+exit codes: 0 success, 1 verification or decryption failure, 2 usage,
+            3 network failure or server refusal
+'safehold COMMAND --help' explains each command; docs/protocol.md has the details."""
+
+
+def _version() -> str:
+    try:
+        return f"safehold {metadata.version('safehold')}"
+    except metadata.PackageNotFoundError:  # run from a source tree without installing
+        return "safehold (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="safehold", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="safehold", description=__doc__.splitlines()[0], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _cmd(sub, "serve", "cli.serve:serve", "development server on the embedded default")
@@ -136,16 +153,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "state", "absent") is None:
         args.state = default_state_dir()
     try:
-        return _resolve(args.handler)(args)
+        code = _resolve(args.handler)(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        # `safehold … | head` closed our stdout: no traceback. The exit code is the shell's
+        # "killed by SIGPIPE" (128 + 13), never 0: output was lost, so `verify` must not look
+        # as if it passed. stdout goes to devnull so the interpreter's final flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("safehold: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # every failure becomes one actionable line and an exit code
-        code = exit_code_for(exc)
-        if code is None:
+        mapped = exit_code_for(exc)
+        if mapped is None:
             raise
         print(f"safehold: {exc}", file=sys.stderr)
-        return code
+        return mapped
 
 
 if __name__ == "__main__":
