@@ -18,6 +18,8 @@ from pathlib import Path
 from cli.common import exit_code_for
 
 Handler = Callable[[argparse.Namespace], int]
+POLICY_HELP = ("when this contact may read: immediate (live), on_alert (when you raise an alert), "
+               "check_in (if you have not marked yourself safe in time); default: on_alert")
 
 
 def default_state_dir() -> Path:
@@ -35,7 +37,8 @@ def _add_state(parser: argparse.ArgumentParser) -> None:
 
 def _cmd(sub: argparse._SubParsersAction, name: str, handler: str, help_: str,
          state: bool = False) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help_, description=help_, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(handler=handler)
     if state:
         _add_state(parser)
@@ -46,12 +49,15 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     device = sub.add_parser("device", help="the recording phone's side (reference client)")
     dsub = device.add_subparsers(dest="device_command", required=True, metavar="COMMAND")
     p = _cmd(dsub, "register", "cli.device:register", "new account and device", state=True)
-    p.add_argument("--server", required=True, metavar="URL")
+    p.add_argument("--server", required=True, metavar="URL",
+                   help="the Safehold server's address, e.g. https://safehold.example.org")
     p = _cmd(dsub, "invite", "cli.device:invite",
              "print an invitation code for one trusted contact", state=True)
-    p.add_argument("--name", metavar="N")
-    p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"], default="on_alert")
-    p.add_argument("--check-in-minutes", type=int, metavar="M", default=None)
+    p.add_argument("--name", metavar="N", help="what you call this contact (shown in lists)")
+    p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"], default="on_alert",
+                   help=POLICY_HELP)
+    p.add_argument("--check-in-minutes", type=int, metavar="M", default=None,
+                   help="with --policy check_in: release if not marked safe within M minutes")
     p = _cmd(dsub, "contacts", "cli.device:contacts",
              "contacts, their policies and safety numbers (verifies and pins new ones)",
              state=True)
@@ -59,32 +65,39 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
                    "sealed to or served to them")
     p.add_argument("--change", metavar="CONTACT", help="change a contact's --name and/or "
                    "--policy [--check-in-minutes M]")
-    p.add_argument("--name", metavar="N")
-    p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"])
-    p.add_argument("--check-in-minutes", type=int, metavar="M", default=None)
+    p.add_argument("--name", metavar="N", help="with --change: the contact's new name")
+    p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"],
+                   help="with --change: the new release policy")
+    p.add_argument("--check-in-minutes", type=int, metavar="M", default=None,
+                   help="with --policy check_in: minutes before release")
     p = _cmd(dsub, "record", "cli.device:record",
              "cut FILE (or - for stdin) into chunks as a live recording would, seal, queue, upload",
              state=True)
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--stream", default="audio", metavar="NAME")
-    p.add_argument("--chunk-bytes", type=int, default=256 * 1024, metavar="N")
-    p.add_argument("--encounter", metavar="ID")
-    p.add_argument("--rate", type=float, metavar="BYTES_PER_S")
+    p.add_argument("file", metavar="FILE", help="the media to record, or - for stdin")
+    p.add_argument("--stream", default="audio", metavar="NAME",
+                   help="stream name: audio, video or another (default: audio)")
+    p.add_argument("--chunk-bytes", type=int, default=256 * 1024, metavar="N",
+                   help="bytes per chunk (default: 262144)")
+    p.add_argument("--encounter", metavar="ID",
+                   help="add this stream to an encounter already begun on this device")
+    p.add_argument("--rate", type=float, metavar="BYTES_PER_S",
+                   help="pace reading like a live capture at this many bytes per second")
     p.add_argument("--offline", action="store_true", help="only queue; upload later with sync")
     _cmd(dsub, "sync", "cli.device:sync", "upload everything still queued", state=True)
     for name, help_ in (("alert", "raise an alert on an encounter"),
                         ("safe", "mark yourself safe for an encounter")):
         p = _cmd(dsub, name, f"cli.device:{name}", help_, state=True)
-        p.add_argument("encounter", metavar="ENCOUNTER")
+        p.add_argument("encounter", metavar="ENCOUNTER", help="the encounter id record printed")
 
 
 def _add_contact_commands(sub: argparse._SubParsersAction) -> None:
     contact = sub.add_parser("contact", help="a trusted contact's side")
     csub = contact.add_subparsers(dest="contact_command", required=True, metavar="COMMAND")
     p = _cmd(csub, "join", "cli.contact:join", "accept an invitation code", state=True)
-    p.add_argument("code", metavar="CODE")
-    p.add_argument("--server", required=True, metavar="URL")
-    p.add_argument("--identity", required=True, type=Path, metavar="FILE")
+    p.add_argument("code", metavar="CODE", help="the invitation code the owner gave you")
+    p.add_argument("--server", required=True, metavar="URL", help="the Safehold server's address")
+    p.add_argument("--identity", required=True, type=Path, metavar="FILE",
+                   help="your age identity file (safehold keygen makes one)")
     p.add_argument("--name", metavar="N", help="what you call the person who invited you")
     p.add_argument("--notify-webhook", metavar="URL", help="where to POST signed notifications")
     p.add_argument("--notify-email", metavar="ADDRESS", help="where to email notifications")
@@ -113,13 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _cmd(sub, "serve", "cli.serve:serve", "development server on the embedded default")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     _cmd(sub, "worker", "cli.serve:worker", "deliver queued notifications (webhook, email)")
     _cmd(sub, "migrate", "cli.serve:migrate", "create or upgrade the server's database")
 
     p = _cmd(sub, "keygen", "cli.keygen:keygen", "new age identity; prints its recipient")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE",
+                   help="where to write the new identity (never overwritten)")
     p.add_argument("--passphrase", action="store_true",
                    help="protect the file with a passphrase (age scrypt; `age -d` opens it)")
 
@@ -128,16 +142,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _cmd(sub, "fetch", "cli.legal:fetch", "download everything released for an encounter",
              state=True)
-    p.add_argument("encounter", metavar="ENCOUNTER")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="BUNDLE")
+    p.add_argument("encounter", metavar="ENCOUNTER",
+                   help="the encounter id (contact list shows it)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="BUNDLE",
+                   help="a new folder for the bundle (run the same fetch again to resume)")
     p.add_argument("--zip", action="store_true", help="also write BUNDLE.zip to carry offline")
     p = _cmd(sub, "verify", "cli.legal:verify", "check a bundle; no key needed")
-    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.epilog = ("exit codes: 0 nothing was altered, 1 something was altered or fails to verify,\n"
+                "            2 usage (no such file, not a bundle)")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a bundle folder or its .zip")
     p = _cmd(sub, "decrypt", "cli.legal:decrypt",
              "verify, decrypt and reassemble a bundle; write report.json and report.html")
-    p.add_argument("bundle", type=Path, metavar="BUNDLE")
-    p.add_argument("-i", "--identity", required=True, type=Path, metavar="IDENTITY")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
+    p.epilog = ("exit codes: 0 decrypted and verified, 1 verification or decryption failed\n"
+                "            (nothing is kept), 2 usage (no such file, not a bundle)")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a bundle folder or its .zip")
+    p.add_argument("-i", "--identity", required=True, type=Path, metavar="IDENTITY",
+                   help="your age identity file (a passphrase-protected one asks for it)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
+                   help="a new folder for the files, log.jsonl and the reports")
     return parser
 
 

@@ -37,3 +37,27 @@ def test_a_closed_pipe_is_quiet_and_not_reported_as_success(tmp_path: Path) -> N
     assert proc.wait(timeout=60) == 141  # 128 + SIGPIPE, as a shell reports it; never 0
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
     assert (tmp_path / "k.key").read_text().count("AGE-SECRET-KEY-1") == 1
+
+
+def test_every_option_and_argument_explains_itself() -> None:
+    from cli.main import build_parser
+
+    def walk(parser: object) -> list[str]:
+        missing = []
+        for action in parser._actions:  # type: ignore[attr-defined]
+            if action.dest in ("help", "version"):
+                continue
+            if action.choices and isinstance(action.choices, dict):  # subcommands
+                for name, sub in action.choices.items():
+                    missing += [f"{name} {m}" for m in walk(sub)]
+            elif not action.help:
+                missing.append("/".join(action.option_strings) or action.dest)
+        return missing
+
+    assert walk(build_parser()) == []
+
+
+def test_verify_and_decrypt_help_state_their_exit_codes() -> None:
+    for command in ("verify", "decrypt"):
+        text = run_cli(command, "--help").stdout
+        assert "exit codes: 0" in text and " 1 " in text and " 2 usage" in text
