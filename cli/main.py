@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -169,9 +170,38 @@ def _resolve(handler: str) -> Handler:
     return func
 
 
+# Commands whose first positional is a code a person pastes. A code is random base64url, so
+# about 1 in 64 begins with "-", which argparse would take for an option.
+CODE_COMMANDS = {("contact", "join")}
+LOOKS_LIKE_CODE = re.compile(r"\s*-[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\s*")  # <id>.<secret>, no "="
+
+
+def _code_last(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Move a pasted code that begins with "-" behind "--", where argparse reads it as CODE."""
+    if len(argv) < 3 or tuple(argv[:2]) not in CODE_COMMANDS:
+        return argv
+    options = _subparser(parser, argv[:2])._option_string_actions
+    i = 2
+    while i < len(argv) and argv[i] != "--":
+        word = argv[i]
+        action = options.get(word.split("=", 1)[0])
+        if action is None and LOOKS_LIKE_CODE.fullmatch(word):
+            return argv[:i] + argv[i + 1:] + ["--", word]
+        takes_value = action is not None and action.nargs != 0 and "=" not in word
+        i += 2 if takes_value else 1
+    return argv
+
+
+def _subparser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    for word in words:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[word]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_code_last(parser, list(sys.argv[1:] if argv is None else argv)))
     if getattr(args, "state", "absent") is None:
         args.state = default_state_dir()
     try:
