@@ -19,7 +19,7 @@ from cli.common import EXIT_NETWORK, EXIT_OK, CliError
 from sync.account import client_for
 from sync.account import register as register_device
 from sync.api import ApiClient
-from sync.errors import NetworkError, UntrustedServer
+from sync.errors import NetworkError, SyncError, UntrustedServer
 from sync.feed import follow_changes
 from sync.outbox import Outbox
 from sync.receipts import ReceiptVerifier
@@ -109,7 +109,13 @@ def _finish(report: SyncReport, what: str) -> int:
 
 def register(args: argparse.Namespace) -> int:
     state = StateFolder(Path(args.state))
-    settings = register_device(state, args.server, timeout=_timeout())
+    try:
+        settings = register_device(state, args.server, timeout=_timeout())
+    except SyncError as exc:
+        if state.load_settings() is None:
+            raise  # nothing was made
+        raise CliError(f"{exc}; the new keys are kept in {state.path}: run the same command "
+                       "again to finish registering", exc.exit_code)
     print(f"registered device {settings.device_id} (account {settings.account_id}) "
           f"with {settings.server_url}")
     print(f"server key fingerprint: {settings.server_fingerprint} "

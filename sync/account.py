@@ -50,12 +50,17 @@ def pinned_server(api: ApiClient, url: str) -> tuple[str, str]:
     return name, key
 
 
-def _pending_settings(state: StateFolder, url: str, own_recovery: bool = True) -> Settings:
-    """Keys and ids for this device, made once and reused by every retry of registration."""
+def _refuse_registered(state: StateFolder) -> None:
     settings = state.load_settings()
     if settings is not None and settings.registered:
         raise StateError(f"{state.path} already holds device {settings.device_id} registered "
                          f"with {settings.server_url}; use another --state folder")
+
+
+def _pending_settings(state: StateFolder, url: str, own_recovery: bool = True) -> Settings:
+    """Keys and ids for this device, made once and reused by every retry of registration."""
+    _refuse_registered(state)
+    settings = state.load_settings()
     if not state.has(DEVICE_KEY):
         device_id = str(uuid.uuid4())
         state.write_secret(DEVICE_KEY, generate_signing_key(f"device-{device_id}") + "\n")
@@ -79,9 +84,12 @@ def _pending_settings(state: StateFolder, url: str, own_recovery: bool = True) -
 def register(state: StateFolder, url: str,
              timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> Settings:
     """Create the account and this device on the server at `url`; pin the server's key."""
+    _refuse_registered(state)
+    # Reach the server before any key is made: a typo'd URL or a server that is down leaves
+    # nothing behind. From here on the keys are kept, so a retry finishes the same account.
+    api = ApiClient(url.rstrip("/"), timeout=timeout)
+    name, key = pinned_server(api, url.rstrip("/"))
     settings = _pending_settings(state, url)
-    api = ApiClient(settings.server_url, timeout=timeout)
-    name, key = pinned_server(api, settings.server_url)
     settings = replace(settings, server_name=name, server_key=key,
                        server_fingerprint=key_fingerprint(key))
     state.save_settings(settings)
@@ -103,9 +111,10 @@ def join(state: StateFolder, url: str, code: str,
     The account's recovery recipient comes from the server's answer; the owner should compare
     it with the one their first device shows (the server could otherwise swap in its own).
     """
+    _refuse_registered(state)
+    api = ApiClient(url.rstrip("/"), timeout=timeout)
+    name, key = pinned_server(api, url.rstrip("/"))  # before any key is made, as in register
     settings = _pending_settings(state, url, own_recovery=False)
-    api = ApiClient(settings.server_url, timeout=timeout)
-    name, key = pinned_server(api, settings.server_url)
     settings = replace(settings, server_name=name, server_key=key,
                        server_fingerprint=key_fingerprint(key))
     state.save_settings(settings)

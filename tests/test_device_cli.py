@@ -38,13 +38,17 @@ def test_register_refuses_a_server_answering_under_another_name(
     url = live_server.url.replace("127.0.0.1", "localhost")
     done = cli(tmp_path / "phone", "register", "--server", url)
     assert done.returncode == 1 and "calls itself" in done.stderr
+    assert not (tmp_path / "phone").exists()  # no keys made for a server we refused
 
 
-def test_register_with_nothing_listening_is_a_network_error(tmp_path: Path) -> None:
+def test_register_with_nothing_listening_is_a_network_error(live_server, tmp_path: Path) -> None:
     from tests.helpers import free_port
 
     done = cli(tmp_path / "phone", "register", "--server", f"http://127.0.0.1:{free_port()}")
     assert done.returncode == 3 and "connection refused" in done.stderr
+    assert not (tmp_path / "phone").exists()  # a typo'd URL leaves no key files behind
+    # and then the right server: registration works in the same folder
+    register(tmp_path / "phone", live_server.url)
 
 
 def test_record_from_stdin_and_bad_input_are_handled(live_server, tmp_path: Path) -> None:
