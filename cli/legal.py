@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +18,10 @@ from cli.identity import load_identities
 from crypto import age
 from crypto.errors import CryptoError
 from crypto.slot import check_encounter
-from sync.bundle import MANIFEST, BundleError, BundleReader, zip_bundle
+from sync.bundle import MANIFEST, BundleError, BundleReader, BundleRefused, zip_bundle
 from sync.decrypt import verify_and_decrypt
 from sync.report import build_report, chunks_word, verification_text, write_report
+from sync.safetext import safe_lines, safe_text
 from sync.verify import Verification, verify_bundle
 from sync.workers import reuse_freed_buffers
 
@@ -40,11 +42,30 @@ def progress_bar(total: int, what: str) -> Iterator[Callable[[int], None]]:
         yield bar.update
 
 
-def open_bundle(path: Path) -> BundleReader:
+def say(text: str = "") -> None:
+    """Print to stdout; every line passes through safe_text (names and texts in a bundle or
+    from a server are not ours, see sync/safetext.py)."""
+    sys.stdout.write(safe_lines(text) + "\n")
+
+
+@contextmanager
+def open_bundle(path: Path) -> Iterator[BundleReader]:
+    """The bundle, open for reading. A bundle that breaks the format's limits or layout, or a
+    damaged zip member met while reading, ends the command with exit 1 naming the file; a path
+    that is no bundle at all, with exit 2."""
     try:
-        return BundleReader(path)
+        reader = BundleReader(path)
+    except BundleRefused as exc:
+        raise CliError(str(exc), EXIT_VERIFY)
     except BundleError as exc:
         raise CliError(str(exc), EXIT_USAGE)
+    try:
+        with reader:
+            yield reader
+    except BundleRefused as exc:
+        raise CliError(str(exc), EXIT_VERIFY)
+    except zipfile.BadZipFile as exc:  # e.g. a member's CRC-32 does not match its bytes
+        raise CliError(f"{path} was refused: a zip member is damaged ({exc})", EXIT_VERIFY)
 
 
 def run_verification(reader: BundleReader) -> Verification:
@@ -57,7 +78,7 @@ def verify(args: argparse.Namespace) -> int:
     reuse_freed_buffers()
     with open_bundle(args.bundle) as reader:
         result = run_verification(reader)
-    sys.stdout.write(verification_text(result))
+    say(verification_text(result).rstrip("\n"))
     return EXIT_OK if result.ok else EXIT_VERIFY
 
 
@@ -97,7 +118,7 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
         done = verify_and_decrypt(reader, identities, staging, progress=tick)
     result, outputs, problems = done.verification, done.outputs, done.problems
     if not result.ok:
-        sys.stdout.write(verification_text(result))
+        say(verification_text(result).rstrip("\n"))
         raise CliError(f"{args.bundle} did not verify: refusing to decrypt an altered bundle "
                        "(nothing was written)", EXIT_VERIFY)
     sound = sum(c.sound for c in result.chunks)
@@ -110,14 +131,14 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
     if args.output.exists():
         args.output.rmdir()  # checked empty above
     os.replace(staging, args.output)
-    sys.stdout.write(verification_text(result))
+    say(verification_text(result).rstrip("\n"))
     for out in outputs:
         gaps = f"; gaps at byte {', '.join(str(g.at_offset) for g in out.gaps)}" if out.gaps else ""
-        print(f"Wrote      {args.output / out.file}: {out.size} bytes from "
-              f"{chunks_word(len(out.pieces))}, SHA-256 {out.sha256}{gaps}")
+        say(f"Wrote      {args.output / out.file}: {out.size} bytes from "
+            f"{chunks_word(len(out.pieces))}, SHA-256 {out.sha256}{gaps}")
     for problem in problems:
-        print(f"ERROR      {problem.message}")
-    print(f"Report     {args.output / 'report.html'} (and report.json, SHA256SUMS)")
+        say(f"ERROR      {problem.message}")
+    say(f"Report     {args.output / 'report.html'} (and report.json, SHA256SUMS)")
     return EXIT_OK if not problems else EXIT_VERIFY
 
 
@@ -178,18 +199,18 @@ def fetch(args: argparse.Namespace) -> int:
     try:
         encounter_id = check_encounter(args.encounter)
     except CryptoError:
-        raise CliError(f"{args.encounter!r} is not an encounter id (a lowercase UUID)")
+        raise CliError(f"'{safe_text(args.encounter)}' is not an encounter id (a lowercase UUID)")
     reader = reader_for(args.state, encounter_id)
     with byte_progress() as (tick, planned):
         result = fetch_encounter(reader, encounter_id, args.output, progress=tick,
                                  on_plan=planned)
-    print(f"Fetched    {result.chunks} chunks into {result.bundle} ({result.downloaded} "
-          f"downloaded now, {result.bytes_downloaded} bytes; log of {result.tree_size} leaves)")
+    say(f"Fetched    {result.chunks} chunks into {result.bundle} ({result.downloaded} "
+        f"downloaded now, {result.bytes_downloaded} bytes; log of {result.tree_size} leaves)")
     if args.zip:
         archive = args.output.with_name(args.output.name + ".zip")
         zip_bundle(args.output, archive)
-        print(f"Zipped     {archive}")
+        say(f"Zipped     {archive}")
     with open_bundle(args.output) as bundle:
         verification = run_verification(bundle)
-    sys.stdout.write(verification_text(verification))
+    say(verification_text(verification).rstrip("\n"))
     return EXIT_OK if verification.ok else EXIT_VERIFY

@@ -221,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         mapped = exit_code_for(exc)
         if mapped is None:
             raise
-        print(f"safehold: {exc}", file=sys.stderr)
+        # One line, whatever a server or a bundle put into the message (sync/safetext.py).
+        from sync.safetext import safe_text
+
+        print(f"safehold: {safe_text(str(exc))}", file=sys.stderr)
         return mapped
 
 

@@ -20,6 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sync.bundle_limits import (
+    MAX_FILES,
+    MAX_LINE,
+    BundleError,
+    BundleRefused,
+    check_folder,
+    check_name,
+    check_sizes,
+    check_zip_directory,
+    check_zip_members,
+    chunk_count,
+    size_limit,
+    too_many_files,
+)
+from sync.safetext import safe_text
+
+__all__ = ["BundleError", "BundleRefused"]  # the reader's errors, defined with its limits
+
 FORMAT = "safehold-bundle/v1"
 MANIFEST = "manifest.json"
 LEAVES = "log/leaves.jsonl"
@@ -36,10 +54,6 @@ READ_BLOCK = 1 << 20
 _CHUNK_NAME = re.compile(
     r"chunks/([a-z][a-z0-9_-]{0,31})/([0-9]{8,10})(\.age|\.descriptor|\.receipt\.json)"
 )
-
-
-class BundleError(Exception):
-    """The path is not a readable bundle at all (no manifest, not a folder or zip)."""
 
 
 def seq_name(seq: int) -> str:
@@ -96,7 +110,11 @@ def file_digest(stream: IO[bytes]) -> tuple[str, int]:
 
 
 class BundleReader:
-    """Read-only access to a bundle folder or zip. Safe to use from several threads."""
+    """Read-only access to a bundle folder or zip. Safe to use from several threads.
+
+    The whole table of contents is checked when the reader is made (sync/bundle_limits.py):
+    a bundle that breaks the layout or the limits raises BundleRefused before anything in it
+    is read, and every later read is bounded by its file's limit."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -104,21 +122,28 @@ class BundleReader:
         self._zip_lock = threading.Lock()
         self._prefix = ""  # a zip made of the folder itself holds "<folder>/manifest.json"
         self._root = str(path)
-        if path.is_dir():
-            self._names = self._folder_names(path)
-        elif path.is_file() and zipfile.is_zipfile(path):
-            self._zip = zipfile.ZipFile(path)
-            self._prefix, self._names = self._zip_names(self._zip)
-        elif path.exists():
-            raise BundleError(f"{path} is neither a bundle folder nor a zip file")
-        else:
-            raise BundleError(f"{path} does not exist")
+        try:
+            if path.is_dir():
+                sizes = self._folder_sizes(path)
+            elif path.is_file() and zipfile.is_zipfile(path):
+                sizes = self._open_zip(path)
+            elif path.exists():
+                raise BundleError(f"{path} is neither a bundle folder nor a zip file")
+            else:
+                raise BundleError(f"{path} does not exist")
+            check_sizes(sizes)
+        except BundleRefused as exc:
+            self.close()
+            raise BundleRefused(f"{path} was refused: {exc}") from None
+        self._names = set(sizes)
+        self._chunks = chunk_count(self._names)
         if MANIFEST not in self._names:
             raise BundleError(f"{path} is not a Safehold bundle: it has no {MANIFEST}")
 
     @staticmethod
-    def _folder_names(root: Path) -> set[str]:
-        names: set[str] = set()
+    def _folder_sizes(root: Path) -> dict[str, int]:
+        """name -> size of every file, walking only the folders of the layout."""
+        sizes: dict[str, int] = {}
         pending = [("", str(root))]
         while pending:
             prefix, folder = pending.pop()
@@ -126,21 +151,47 @@ class BundleReader:
                 for entry in entries:
                     # A bundle's files are its own: symbolic links are never followed.
                     if entry.is_dir(follow_symlinks=False):
+                        check_folder(prefix + entry.name)
                         pending.append((f"{prefix}{entry.name}/", entry.path))
                     elif entry.is_file(follow_symlinks=False):
-                        names.add(prefix + entry.name)
-        return names
+                        check_name(prefix + entry.name)
+                        sizes[prefix + entry.name] = entry.stat(follow_symlinks=False).st_size
+                        if len(sizes) > MAX_FILES:
+                            raise too_many_files(len(sizes))
+        return sizes
+
+    def _open_zip(self, path: Path) -> dict[str, int]:
+        check_zip_directory(str(path))  # before zipfile reads the directory into memory
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, ValueError, OSError) as exc:
+            raise BundleRefused(f"the zip is not readable ({safe_text(str(exc))})")
+        members = self._zip.infolist()
+        check_zip_members(members, os.path.getsize(path))
+        files = [info for info in members if not info.is_dir()]
+        names = [info.filename for info in files]
+        self._prefix = self._zip_prefix(names)
+        for info in members:
+            if info.is_dir():
+                if info.file_size:
+                    raise BundleRefused(f"{safe_text(info.filename)} is a folder with content")
+                folder = info.filename.rstrip("/")
+                if folder + "/" != self._prefix:
+                    check_folder(folder.removeprefix(self._prefix))
+            else:
+                check_name(info.filename.removeprefix(self._prefix))
+        return {info.filename.removeprefix(self._prefix): info.file_size for info in files}
 
     @staticmethod
-    def _zip_names(archive: zipfile.ZipFile) -> tuple[str, set[str]]:
-        names = {info.filename for info in archive.infolist() if not info.is_dir()}
-        if MANIFEST in names:
-            return "", names
+    def _zip_prefix(names: list[str]) -> str:
+        """The single top-level folder every member lies in (`zip -r -0 case.zip case/`), if the
+        zip has no manifest at its root; else ""."""
+        if MANIFEST in names or not names:
+            return ""
         tops = {name.split("/", 1)[0] for name in names}
-        if len(tops) == 1 and "/" in next(iter(names), ""):
-            prefix = tops.pop() + "/"
-            return prefix, {name[len(prefix):] for name in names}
-        return "", names
+        if len(tops) == 1 and all("/" in name for name in names):
+            return tops.pop() + "/"
+        return ""
 
     @property
     def is_zip(self) -> bool:
@@ -167,9 +218,19 @@ class BundleReader:
                 return self._zip.open(self._prefix + name)
         return open(os.path.join(self._root, name), "rb")  # noqa: SIM115 - the caller closes
 
+    def limit(self, name: str) -> int:
+        """The most bytes `name` may have (sync/bundle_limits.py)."""
+        return size_limit(name, self._chunks)
+
     def read_bytes(self, name: str) -> bytes:
+        """A whole file, never more than its limit (a folder's file may grow after the check)."""
+        limit = self.limit(name)
         with self.open(name) as stream:
-            return stream.read()
+            data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise BundleRefused(f"{self.path} was refused: {safe_text(name)} has more than the "
+                                f"{limit} bytes a bundle file of its kind may have")
+        return data
 
     def read_text(self, name: str) -> str:
         """A small text file, decoded strictly as UTF-8 (UnicodeDecodeError if not)."""
@@ -179,9 +240,18 @@ class BundleReader:
         return json.loads(self.read_text(name))
 
     def read_jsonl(self, name: str) -> Iterator[tuple[int, Any]]:
-        """(line number from 1, parsed object) for each non-empty line."""
+        """(line number from 1, parsed object) for each non-empty line; a line longer than
+        MAX_LINE, or a file longer than its limit, is a ValueError (reported, not read)."""
+        limit, total = self.limit(name), 0
         with self.open(name) as stream:
-            for number, raw in enumerate(stream, start=1):
+            number = 0
+            while raw := stream.readline(MAX_LINE + 1):
+                number += 1
+                total += len(raw)
+                if len(raw) > MAX_LINE:
+                    raise ValueError(f"line {number} is longer than {MAX_LINE} bytes")
+                if total > limit:
+                    raise ValueError(f"it is longer than the {limit} bytes it may have")
                 line = raw.decode("utf-8").strip()
                 if line:
                     yield number, json.loads(line)
@@ -284,7 +354,7 @@ def zip_bundle(folder: Path, zip_path: Path) -> None:
     """The same folder as one zip (stored, not compressed: age files do not compress)."""
     tmp = zip_path.with_name(f".{zip_path.name}.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name in sorted(BundleReader._folder_names(folder)):
+        for name in sorted(BundleReader._folder_sizes(folder)):
             if Path(name).name.startswith("."):  # temp files of an interrupted fetch
                 continue
             archive.write(folder / name, name)

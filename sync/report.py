@@ -19,6 +19,7 @@ from typing import Any
 from sync.decrypt import StreamOutput
 from sync.findings import Problem, seq_ranges
 from sync.report_html import render_html
+from sync.safetext import safe_tree
 from sync.verify import Verification
 
 REPORT_FORMAT = "safehold-report/v1"
@@ -103,9 +104,13 @@ def recheck_commands(bundle: str, identity: str | None, outdir: str | None,
 
 def build_report(v: Verification, outputs: list[StreamOutput], problems: list[Problem], *,
                  manifest: dict[str, Any], identity: str | None, outdir: str) -> dict[str, Any]:
+    """The report as one JSON-like value. Every string in it is passed through safe_text:
+    the manifest's unsigned fields and the problems' texts come from the bundle, and a
+    reader of report.json (or of report.html, which is rendered from it) must not be shown
+    control characters, escape codes or bidi overrides (sync/safetext.py)."""
     all_problems = v.problems + problems
     sound = [c for c in v.chunks if c.sound]
-    return {
+    return safe_tree({
         "format": REPORT_FORMAT,
         "generated_at": _now(),
         "encounter_id": v.trust.encounter if v.trust else None,
@@ -125,7 +130,7 @@ def build_report(v: Verification, outputs: list[StreamOutput], problems: list[Pr
         "outputs": [{"file": o.file, "sha256": o.sha256, "size": o.size} for o in outputs],
         "recheck": recheck_commands(v.bundle, identity, outdir,
                                     sound[0].age_file if sound else None),
-    }
+    })
 
 
 def report_json(report: dict[str, Any]) -> str:
@@ -156,7 +161,8 @@ def write_report(report: dict[str, Any], outdir: Path) -> None:
 
 
 def verification_text(v: Verification) -> str:
-    """What `safehold verify` prints: identities, streams, problems, verdict."""
+    """What `safehold verify` prints: identities, streams, problems, verdict. The caller
+    prints it through safe_lines (cli/legal.py): names in it come from the bundle."""
     lines = [f"Bundle     {v.bundle}"]
     t = v.trust
     if t is not None:

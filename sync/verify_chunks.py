@@ -18,7 +18,7 @@ from typing import Protocol
 
 from crypto.age import Header, read_header
 from crypto.checkpoint import Checkpoint, open_checkpoint
-from crypto.descriptor import ChunkDescriptor, open_descriptor
+from crypto.descriptor import ChunkDescriptor, check_time, open_descriptor
 from crypto.errors import BadProof, BadSignature, CryptoError, MalformedError
 from crypto.merkle import leaf_hash, verify_inclusion
 from sync.bundle import (
@@ -259,8 +259,7 @@ class _ChunkCheck:
             return
         rec = self.out.record
         rec.leaf_index, rec.tree_size = index, size
-        received = receipt.get("received_at")
-        rec.received_at = received if isinstance(received, str) else None
+        rec.received_at = self.received_at(receipt.get("received_at"))
         try:
             checkpoint = self.ctx.checkpoints.open(cp_note)
         except CryptoError as exc:
@@ -268,6 +267,17 @@ class _ChunkCheck:
                        f"server key in manifest.json ({exc})")
             return
         self.check_receipt_checkpoint(checkpoint, index, size, proof, note)
+
+    def received_at(self, value: object) -> str | None:
+        """The server's (unsigned) receipt time, only if it is a time: it reaches the report."""
+        if value is None:
+            return None
+        try:
+            return check_time(value)
+        except MalformedError:
+            self.problem(WARNING, "receipt_time", self.entry.receipt, "its received_at is not "
+                         "an RFC 3339 time; it is left out")
+            return None
 
     def check_receipt_checkpoint(self, checkpoint: Checkpoint, index: int, size: int,
                                  proof: list[bytes], note: bytes) -> None:

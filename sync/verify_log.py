@@ -19,6 +19,7 @@ from crypto.signing import key_fingerprint, key_name
 from crypto.slot import check_encounter
 from sync.bundle import ACCESS, CHECKPOINT, CONSISTENCY, FORMAT, LEAVES, MANIFEST, BundleReader
 from sync.findings import ERROR, WARNING, Problem, Trust
+from sync.safetext import safe_text
 from sync.verify_chunks import open_device_descriptor
 
 CHUNK_KIND = "safehold.chunk/v1"
@@ -74,24 +75,67 @@ def _server_key(key: Any, name: str, problems: list[Problem]) -> tuple[str | Non
 
 
 def _device_keys(devices: Any, problems: list[Problem]) -> tuple[dict[str, str], dict[str, str]]:
+    """The manifest's device keys, each under the id its key names (`device-<device id>`).
+
+    The manifest is not signed, so the id it states beside a key is only believed when it is
+    the key's own: the key's name is hashed into its key id and stands in every descriptor's
+    signature line the server logged. Any other name for a key ("Officer Smith's phone") is
+    an error, and a free-text label is ignored (docs/protocol.md §4.2)."""
     keys: dict[str, str] = {}
     prints: dict[str, str] = {}
     for device in devices if isinstance(devices, list) else []:
-        device_id = str(device.get("device_id")) if isinstance(device, dict) else "?"
+        stated = device.get("device_id") if isinstance(device, dict) else None
         key = device.get("device_key") if isinstance(device, dict) else None
         try:
-            prints[device_id] = key_fingerprint(key) if isinstance(key, str) else ""
             if not isinstance(key, str):
                 raise MalformedError("absent")
+            fingerprint, named = key_fingerprint(key), key_name(key)
         except MalformedError as exc:
             _error(problems, "device_key", MANIFEST, f"{MANIFEST}: the key of device "
-                   f"{device_id} is not a valid verifier key ({exc})")
+                   f"{safe_text(str(stated))} is not a valid verifier key ({exc})")
             continue
-        keys[device_id] = key
+        device_id = _device_id_of(named, stated, fingerprint, problems)
+        if keys.get(device_id, key) != key:
+            _error(problems, "device_label", MANIFEST, f"{MANIFEST}: two different keys are "
+                   f"named device-{device_id}")
+            continue
+        keys[device_id], prints[device_id] = key, fingerprint
+        _unverified_labels(device, device_id, problems)
     if not keys:
         _error(problems, "device_key", MANIFEST, f"{MANIFEST} lists no usable device key, so "
                "no descriptor can be checked")
     return keys, prints
+
+
+def _device_id_of(named: str, stated: Any, fingerprint: str, problems: list[Problem]) -> str:
+    """The device id a key names; an error if it is not a UUID or not the manifest's."""
+    device_id = named.removeprefix("device-")
+    try:
+        check_encounter(device_id)  # a device id is a lowercase UUID, like an encounter id
+        if named != f"device-{device_id}":
+            raise MalformedError("no device- prefix")
+    except MalformedError:
+        _error(problems, "device_label", MANIFEST, f"{MANIFEST}: the device key with "
+               f"fingerprint {fingerprint} is named {named!r}, not device-<device id>: it is "
+               "not a Safehold device key")
+        return device_id
+    if stated != device_id:
+        shown = safe_text(stated) if isinstance(stated, str) else repr(stated)
+        _error(problems, "device_label", MANIFEST, f"{MANIFEST} calls the device key with "
+               f"fingerprint {fingerprint} '{shown}', but the key names itself "
+               f"device-{device_id}: the name in the manifest is not tied to the key")
+    return device_id
+
+
+def _unverified_labels(device: dict[str, Any], device_id: str,
+                       problems: list[Problem]) -> None:
+    for field_name in ("label", "name"):
+        label = device.get(field_name)
+        if label is not None:
+            shown = safe_text(label) if isinstance(label, str) else repr(label)
+            problems.append(Problem(WARNING, "unverified_label", f"{MANIFEST}: device "
+                                    f"{device_id} carries the {field_name} '{shown}', which no "
+                                    "key signed; it is not shown as the device's name", MANIFEST))
 
 
 # ---------------------------------------------------------------- the log

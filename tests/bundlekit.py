@@ -72,8 +72,14 @@ class Witness:
 
 @dataclass
 class Device:
-    device_id: str = "phone-1"
-    signing_key: str = field(default_factory=lambda: generate_signing_key("phone-1"))
+    """A phone: its key is named `device-<device id>`, as every Safehold device key is."""
+
+    device_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    signing_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.signing_key:
+            self.signing_key = generate_signing_key(f"device-{self.device_id}")
 
     @property
     def verifier(self) -> str:

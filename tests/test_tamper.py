@@ -200,8 +200,8 @@ def test_a_chunk_from_another_encounter(sound: Scenario, bundle: Path, tmp_path:
                  "chunks/audio/00000002.age: the bundle holds no intact copy of audio seq 2")
 
 
-def test_a_forged_device_key_in_the_manifest(bundle: Path) -> None:
-    forged = verifier_key(generate_signing_key("phone-1"))
+def test_a_forged_device_key_in_the_manifest(sound: Scenario, bundle: Path) -> None:
+    forged = verifier_key(generate_signing_key(f"device-{sound.device.device_id}"))
     edit_json(bundle / "manifest.json",
               lambda m: m["devices"][0].update(device_key=forged))
     out = verify_fails(bundle, "chunks/audio/00000000.descriptor: not signed by a device key "
@@ -213,7 +213,7 @@ def test_a_forged_device_key_with_every_descriptor_re_signed(sound: Scenario,
                                                              bundle: Path) -> None:
     """The forger re-signs every descriptor and the log's copies; the server's checkpoint
     signature over the original log still exposes it."""
-    forger = generate_signing_key("phone-1")
+    forger = generate_signing_key(f"device-{sound.device.device_id}")
     edit_json(bundle / "manifest.json",
               lambda m: m["devices"][0].update(device_key=verifier_key(forger)))
     resigned: dict[str, str] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -43,9 +44,12 @@ def test_a_sound_bundle_verifies_and_names_who_recorded_and_who_witnessed(sound:
 def test_the_same_bundle_zipped_verifies_too(sound: Scenario, tmp_path: Path) -> None:
     flat = tmp_path / "flat.zip"
     zip_bundle(sound.bundle, flat)
-    # A zip made of the folder itself (one top-level directory) is accepted as well.
-    nested = Path(shutil.make_archive(str(tmp_path / "nested"), "zip", sound.bundle.parent,
-                                      sound.bundle.name))
+    # A zip made of the folder itself (one top-level directory, with folder entries, as
+    # `zip -r -0 nested.zip bundle/` makes it) is accepted as well.
+    nested = tmp_path / "nested.zip"
+    with zipfile.ZipFile(nested, "w", zipfile.ZIP_STORED) as archive:
+        for path in sorted(sound.bundle.parent.rglob("*")):
+            archive.write(path, path.relative_to(sound.bundle.parent).as_posix())
     for archive in (flat, nested):
         result = run_cli("verify", archive)
         assert result.returncode == 0, result.stdout + result.stderr
