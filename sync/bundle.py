@@ -189,9 +189,8 @@ class BundleReader:
         if MANIFEST in names or not names:
             return ""
         tops = {name.split("/", 1)[0] for name in names}
-        if len(tops) == 1 and all("/" in name for name in names):
-            return tops.pop() + "/"
-        return ""
+        prefix = tops.pop() + "/" if len(tops) == 1 else ""
+        return prefix if prefix + MANIFEST in names else ""
 
     @property
     def is_zip(self) -> bool:

@@ -11,6 +11,7 @@ End-to-end tests use the real server and client instead; these give tests precis
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -221,3 +222,27 @@ def scenario(root: Path, inputs: dict[str, Any], **kwargs: Any) -> Scenario:
     rec = record(inputs, [age.recipient_of(identity)], device, witness, **kwargs)
     bundle = write_bundle(root, rec, device, witness)
     return Scenario(identity, device, witness, rec, bundle, inputs)
+
+
+_MEASURE = """
+import json, resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, its workers included
+print(json.dumps({"code": done.returncode, "stdout": done.stdout, "stderr": done.stderr,
+                  "peak_kib": peak}))
+"""
+
+
+def run_cli_measured(*args: str | Path,
+                     timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`safehold ARGS...` and its peak resident memory in bytes (with its worker processes).
+
+    Measured from a small intermediate process: a process started straight from this big test
+    process would carry the test process's peak into its own figure (it survives exec)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "cli.main", *map(str, args)]
+    outer = subprocess.run([sys.executable, "-c", _MEASURE, *argv], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=timeout, check=True)
+    got = json.loads(outer.stdout)
+    done = subprocess.CompletedProcess(argv, got["code"], got["stdout"], got["stderr"])
+    return done, int(got["peak_kib"]) * 1024
