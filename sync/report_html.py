@@ -1,17 +1,26 @@
 """report.html: the chain-of-custody report as one self-contained page (no scripts, no fetches).
 
 Rendered from the same dictionary as report.json, with the standard library only: every value
-passes through html.escape, so nothing in a bundle can inject markup into the page.
+passes through safe_text and html.escape, so nothing in a bundle can inject markup into the
+page or control characters into what a reader sees.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Sequence
-from html import escape
 from string import Template
 from typing import Any
 
 from sync.findings import seq_ranges
+from sync.safetext import safe_text
+
+
+def escape(text: str) -> str:
+    """HTML-escaped, and unprintable characters made visible (build_report did it already for
+    the report's strings; this page may not rely on its caller)."""
+    return html.escape(safe_text(text))
+
 
 PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
