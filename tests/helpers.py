@@ -131,7 +131,9 @@ class Device:
 
     def __post_init__(self) -> None:
         if not self.signing_key:
-            self.signing_key = generate_signing_key(self.device_id)
+            # Named as every Safehold device key is (docs/protocol.md §2.1): bundles name a
+            # device by its key.
+            self.signing_key = generate_signing_key(f"device-{self.device_id}")
 
     @property
     def device_key(self) -> str:

@@ -177,7 +177,7 @@ def test_refused_with_malformed_descriptor(scene: tuple[Device, str], header: st
 def test_refused_with_descriptor_signed_by_another_key(scene: tuple[Device, str]) -> None:
     device, encounter = scene
     body, _ = device.seal(encounter, "audio", 1)
-    intruder = generate_signing_key(device.device_id)  # same name, other key
+    intruder = generate_signing_key(f"device-{device.device_id}")  # same name, other key
     note = signed_for(device, body, Slot(encounter, "audio", 1, False), intruder)
     assert error_of(device.put_chunk(encounter, "audio", 1, body, note)) == (
         400, "bad_signature")
