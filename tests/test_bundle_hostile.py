@@ -96,6 +96,14 @@ def test_a_deflated_chunk_is_refused(sound: Scenario, tmp_path: Path) -> None:
     target = repack(sound, tmp_path / "deflated.zip",
                     deflate=frozenset({"chunks/audio/00000001.age"}))
     refused(target, "chunks/audio/00000001.age is compressed (method 8)")
+    identity = tmp_path / "id.key"
+    identity.write_text(sound.identity + "\n")
+    out = tmp_path / "out"
+    result = run_cli("decrypt", target, "-i", identity, "-o", out)
+    assert result.returncode == 1 and "was refused: chunks/audio/00000001.age is compressed" \
+        in result.stderr, result.stderr
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["deflated.zip",
+                                                                        "id.key"]
 
 
 def test_a_member_named_twice_is_refused(sound: Scenario, tmp_path: Path) -> None:
