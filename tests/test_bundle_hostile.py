@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bundlekit import Scenario, run_cli, run_cli_measured, scenario
+from bundlekit import Scenario, run_cli, run_cli_measured, scenario, stored_zip_of_empty_files
 
 from sync.bundle import BundleError, BundleReader, zip_bundle
 from sync.bundle_limits import JSONL_BASE, MAX_FILES, MAX_LINE, MAX_MANIFEST
@@ -137,41 +136,17 @@ def test_an_unexpected_folder_is_refused_in_a_zip_and_in_a_folder(sound: Scenari
     refused(folder, "chunks/audio/deeper")
 
 
-def _stored_zip_of_empty_files(path: Path, count: int) -> None:
-    """A real zip (zip64 end records) of `count` empty STORED files, written directly: the
-    zipfile module would take minutes for half a million members."""
-    local = struct.Struct("<4s5H3L2H")
-    central = struct.Struct("<4s6H3L5H2L")
-    with open(path, "wb") as out:
-        directory = bytearray()
-        offset = 0
-        for i in range(count):
-            name = f"chunks/a/{i:08d}.age".encode()
-            header = local.pack(b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0) + name
-            out.write(header)
-            directory += central.pack(b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name),
-                                      0, 0, 0, 0, 0, offset) + name
-            offset += len(header)
-        out.write(directory)
-        eocd64_at = offset + len(directory)
-        out.write(struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count,
-                              len(directory), offset))
-        out.write(struct.pack("<4sLQL", b"PK\x06\x07", 0, eocd64_at, 1))
-        out.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,
-                              0xFFFFFFFF, 0))
-
-
 def test_a_zip_of_too_many_members_is_refused_before_its_directory_is_parsed(
         tmp_path: Path) -> None:
     # The builder makes real zips (zipfile reads one of 70 000 members, past zip64's limit).
     sample = tmp_path / "sample.zip"
-    _stored_zip_of_empty_files(sample, 70_000)
+    stored_zip_of_empty_files(sample, 70_000)
     with zipfile.ZipFile(sample) as check:
         assert len(check.infolist()) == 70_000 and check.read("chunks/a/00069999.age") == b""
     with pytest.raises(BundleError, match="is not a Safehold bundle: it has no manifest.json"):
         BundleReader(sample)  # its zip64 directory is within the limits: only the manifest lacks
     target = tmp_path / "many.zip"
-    _stored_zip_of_empty_files(target, MAX_FILES + 1)
+    stored_zip_of_empty_files(target, MAX_FILES + 1)
     refused(target, f"it holds more than {MAX_FILES} files")
 
 
