@@ -35,7 +35,7 @@ JSONL_BASE = 16 * MIB  # log/leaves.jsonl, log/consistency.jsonl, access.jsonl .
 JSONL_PER_CHUNK = 16 * KIB  # ... plus this much per chunk (its leaf and the reads of it)
 MAX_LINE = 64 * KIB  # one line of a JSON-lines file
 MAX_NAME = 255
-CD_BYTES_PER_MEMBER = 256  # central directory bytes a member may take (name, extra fields)
+CD_BYTES_PER_MEMBER = 512  # central directory bytes of one member (46, name, extra fields)
 
 _MANIFEST = "manifest.json"
 _JSONL = frozenset({"log/leaves.jsonl", "log/consistency.jsonl", "access.jsonl"})
@@ -104,45 +104,53 @@ def too_many_files(count: int) -> BundleRefused:
 # ---------------------------------------------------------------- zip
 
 
-_EOCD = struct.Struct("<4s4H2LH")
-_EOCD64_LOCATOR = struct.Struct("<4sLQL")
-_EOCD64 = struct.Struct("<4sQ2H2L4Q")
+# zipfile's own reading of the end records (private, unchanged since Python 2): the pre-scan
+# below must see exactly the central directory zipfile will then parse.
+_end_records = zipfile._EndRecData  # type: ignore[attr-defined]
+_ECD_ENTRIES_TOTAL, _ECD_SIZE, _ECD_LOCATION = 4, 5, 9  # its indices
+_ZIP64_END_BYTES = 56 + 20  # the zip64 end record and its locator, before the end record
+_CENTRAL = struct.Struct("<4s24x3H12x")  # signature, ..., name, extra, comment lengths, ...
 
 
 def check_zip_directory(path: str) -> None:
-    """Before zipfile parses the central directory (all of it, into memory): its entry count
-    and size must be what a bundle's may be. Reads only the end records."""
-    size = os.path.getsize(path)
+    """Before zipfile parses the central directory (all of it, into memory, one object per
+    member): count its members and bound each entry's size, reading it in a buffered pass.
+    The count the end record claims is not trusted; zipfile does not use it either."""
     with open(path, "rb") as archive:
-        tail_start = max(0, size - (_EOCD.size + 0xFFFF))
-        archive.seek(tail_start)
-        tail = archive.read()
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) - at < _EOCD.size:
+        end = _end_records(archive)
+        if not end:
             raise BundleRefused("the zip is not readable (no end of central directory)")
-        _sig, _d, _dcd, _n, entries, cd_size, _off, _c = _EOCD.unpack_from(tail, at)
-        if entries == 0xFFFF or cd_size == 0xFFFFFFFF:  # zip64: the real values are elsewhere
-            entries, cd_size = _zip64_directory(archive, tail_start + at)
-    if entries > MAX_FILES:
-        raise too_many_files(entries)
-    if cd_size > max(entries, 1) * CD_BYTES_PER_MEMBER:
-        raise BundleRefused(f"the zip's central directory has {cd_size} bytes for {entries} "
-                            "members, more than a bundle's takes")
+        size = end[_ECD_SIZE]
+        if end[_ECD_ENTRIES_TOTAL] > MAX_FILES:
+            raise too_many_files(end[_ECD_ENTRIES_TOTAL])
+        if size > MAX_FILES * CD_BYTES_PER_MEMBER:
+            raise BundleRefused(f"the zip's central directory has {size} bytes, more than a "
+                                "bundle's takes")
+        start = end[_ECD_LOCATION] - size
+        if end[0] == b"PK\x06\x06":
+            start -= _ZIP64_END_BYTES
+        if start < 0:
+            raise BundleRefused("the zip is not readable (bad central directory offset)")
+        archive.seek(start)
+        _scan_directory(archive, size)
 
 
-def _zip64_directory(archive: IO[bytes], eocd_at: int) -> tuple[int, int]:
-    if eocd_at < _EOCD64_LOCATOR.size:
-        raise BundleRefused("the zip is not readable (zip64 locator missing)")
-    archive.seek(eocd_at - _EOCD64_LOCATOR.size)
-    sig, _disk, offset, _disks = _EOCD64_LOCATOR.unpack(archive.read(_EOCD64_LOCATOR.size))
-    if sig != b"PK\x06\x07":
-        raise BundleRefused("the zip is not readable (zip64 locator missing)")
-    archive.seek(offset)
-    record = archive.read(_EOCD64.size)
-    if len(record) < _EOCD64.size or record[:4] != b"PK\x06\x06":
-        raise BundleRefused("the zip is not readable (zip64 end record missing)")
-    fields = _EOCD64.unpack(record)
-    return fields[7], fields[8]
+def _scan_directory(archive: IO[bytes], size: int) -> None:
+    done = count = 0
+    while done < size:
+        head = archive.read(_CENTRAL.size)
+        if len(head) != _CENTRAL.size or head[:4] != b"PK\x01\x02":
+            raise BundleRefused("the zip is not readable (damaged central directory)")
+        _sig, name, extra, comment = _CENTRAL.unpack(head)
+        entry = _CENTRAL.size + name + extra + comment
+        if entry > CD_BYTES_PER_MEMBER:
+            raise BundleRefused(f"the zip's central directory has an entry of {entry} bytes "
+                                f"(member {count + 1}), more than a bundle's take")
+        count += 1
+        if count > MAX_FILES:
+            raise too_many_files(count)
+        archive.seek(name + extra + comment, os.SEEK_CUR)
+        done += entry
 
 
 def check_zip_members(members: list[zipfile.ZipInfo], archive_size: int) -> None:

@@ -249,9 +249,11 @@ def run_cli_measured(*args: str | Path,
     return done, int(got["peak_kib"]) * 1024
 
 
-def stored_zip_of_empty_files(path: Path, count: int) -> None:
+def stored_zip_of_empty_files(path: Path, count: int, claimed: int | None = None) -> None:
     """A real zip (zip64 end records) of `count` empty STORED files, written directly: the
-    zipfile module would take minutes for half a million members."""
+    zipfile module would take minutes for half a million members. `claimed`: the member count
+    its end records state (a lie, if it is not `count`; zipfile reads them all regardless)."""
+    claimed = count if claimed is None else claimed
     local = struct.Struct("<4s5H3L2H")
     central = struct.Struct("<4s6H3L5H2L")
     with open(path, "wb") as out:
@@ -266,7 +268,7 @@ def stored_zip_of_empty_files(path: Path, count: int) -> None:
             offset += len(header)
         out.write(directory)
         eocd64_at = offset + len(directory)
-        out.write(struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count,
+        out.write(struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, claimed, claimed,
                               len(directory), offset))
         out.write(struct.pack("<4sLQL", b"PK\x06\x07", 0, eocd64_at, 1))
         out.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,

@@ -148,6 +148,9 @@ def test_a_zip_of_too_many_members_is_refused_before_its_directory_is_parsed(
     target = tmp_path / "many.zip"
     stored_zip_of_empty_files(target, MAX_FILES + 1)
     refused(target, f"it holds more than {MAX_FILES} files")
+    # The same members under end records that claim 1000: the directory itself is counted.
+    stored_zip_of_empty_files(target, MAX_FILES + 1, claimed=1000)
+    refused(target, f"it holds more than {MAX_FILES} files")
 
 
 def test_an_oversized_manifest_is_refused_in_a_folder(sound: Scenario, tmp_path: Path) -> None:
