@@ -18,6 +18,7 @@ from typing import Any
 
 from sync.decrypt import StreamOutput
 from sync.findings import Problem, seq_ranges
+from sync.manifest_info import manifest_info
 from sync.report_html import render_html
 from sync.safetext import safe_tree
 from sync.verify import Verification
@@ -110,13 +111,14 @@ def build_report(v: Verification, outputs: list[StreamOutput], problems: list[Pr
     control characters, escape codes or bidi overrides (sync/safetext.py)."""
     all_problems = v.problems + problems
     sound = [c for c in v.chunks if c.sound]
+    info = manifest_info(manifest, v.trust.origin)[0] if v.trust else manifest_info({}, "")[0]
     return safe_tree({
         "format": REPORT_FORMAT,
         "generated_at": _now(),
         "encounter_id": v.trust.encounter if v.trust else None,
-        "encounter": manifest.get("encounter", {}),
-        "bundle": {"path": v.bundle, "fetched_at": manifest.get("fetched_at"),
-                   "fetched_by": manifest.get("fetched_by")},
+        "encounter": info["encounter"],  # unsigned: only well-formed values (manifest_info)
+        "bundle": {"path": v.bundle, "fetched_at": info["fetched_at"],
+                   "fetched_by": info["fetched_by"]},
         "result": {"verified": v.ok, "all_decrypted": not problems,
                    "errors": sum(p.severity == "error" for p in all_problems),
                    "warnings": sum(p.severity == "warning" for p in all_problems)},

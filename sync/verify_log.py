@@ -19,6 +19,7 @@ from crypto.signing import key_fingerprint, key_name
 from crypto.slot import check_encounter
 from sync.bundle import ACCESS, CHECKPOINT, CONSISTENCY, FORMAT, LEAVES, MANIFEST, BundleReader
 from sync.findings import ERROR, WARNING, Problem, Trust
+from sync.manifest_info import manifest_info
 from sync.safetext import safe_text
 from sync.verify_chunks import open_device_descriptor
 
@@ -56,7 +57,11 @@ def load_trust(reader: BundleReader, problems: list[Problem]) -> Trust | None:
     name, url = str(server.get("name", "")), str(server.get("url", ""))
     server_key, fingerprint = _server_key(server.get("server_key"), name, problems)
     devices, prints = _device_keys(manifest.get("devices"), problems)
-    return Trust(encounter, name, url, server_key, fingerprint, devices, prints)
+    trust = Trust(encounter, name, url, server_key, fingerprint, devices, prints)
+    for field_name in manifest_info(manifest, trust.origin)[1]:
+        problems.append(Problem(WARNING, "manifest_info", f"{MANIFEST}: {field_name} is not "
+                                "well-formed; the report leaves it out", MANIFEST))
+    return trust
 
 
 def _server_key(key: Any, name: str, problems: list[Problem]) -> tuple[str | None, str | None]:

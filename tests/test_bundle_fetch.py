@@ -53,6 +53,7 @@ def test_readme_walkthrough_record_fetch_verify_decrypt(live_server, tmp_path: P
         verified = run_cli("verify", target)
         assert verified.returncode == 0, verified.stdout
         assert "Result     OK: nothing was altered" in verified.stdout
+        assert "warning" not in verified.stdout  # device ids and manifest fields well-formed
 
     out = tmp_path / "decrypted"
     decrypted = run_cli("decrypt", tmp_path / "case-1.zip", "-i", state / "recovery.key",
@@ -64,6 +65,8 @@ def test_readme_walkthrough_record_fetch_verify_decrypt(live_server, tmp_path: P
     report = json.loads((out / "report.json").read_text())
     assert report["server"]["fingerprint"] == key_fingerprint(live_server.server_key())
     assert report["bundle"]["fetched_by"]["kind"] == "device"
+    assert report["encounter"]["log_origin"] == f"{live_server.name}/safehold/encounter/{encounter}"
+    assert report["encounter"]["created_at"] is not None
     for seq in (0, 7, 12):  # stock age opens any chunk to exactly its part
         part = subprocess.run(["age", "-d", "-i", str(state / "recovery.key"),
                                str(bundle / f"chunks/audio/{seq:08d}.age")],

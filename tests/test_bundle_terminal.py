@@ -115,9 +115,13 @@ def test_a_free_text_label_is_unverified_and_stays_out_of_the_report(
                                   "key": sound.device.verifier,
                                   "fingerprint": key_fingerprint(sound.device.verifier),
                                   "chunks_signed": 4}]
-    assert report["bundle"]["fetched_by"] == {"kind": "contact\\x1b]0;pwned\\x07",
-                                              "id": "<b>x</b>"}
-    assert report["encounter"] == {"started_at": "2026\\u202e\\u2066\\x0a"}
+    # Unsigned information with a strict format is checked, not merely escaped: malformed,
+    # it is left out, and verify said so.
+    assert report["bundle"]["fetched_by"] is None
+    assert report["encounter"] == {"started_at": None, "created_at": None, "log_origin": None}
+    for field_name in ("encounter.started_at", "fetched_by"):
+        assert (f"warning    manifest.json: {field_name} is not well-formed; the report leaves "
+                "it out") in result.stdout
     strings: list[str] = []
 
     def collect(value: Any) -> None:
