@@ -208,7 +208,10 @@ def fetch(args: argparse.Namespace) -> int:
         f"downloaded now, {result.bytes_downloaded} bytes; log of {result.tree_size} leaves)")
     if args.zip:
         archive = args.output.with_name(args.output.name + ".zip")
-        zip_bundle(args.output, archive)
+        try:
+            zip_bundle(args.output, archive)
+        except BundleRefused as exc:  # something not of the bundle's layout is in the folder
+            raise CliError(f"{args.output} cannot be zipped as a bundle: {exc}", EXIT_VERIFY)
         say(f"Zipped     {archive}")
     with open_bundle(args.output) as bundle:
         verification = run_verification(bundle)

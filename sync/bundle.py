@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sync.bundle_limits import (
+from sync.bundle_limits import (  # BundleError, BundleRefused: the reader's errors
     MAX_FILES,
     MAX_LINE,
     BundleError,
@@ -35,8 +35,6 @@ from sync.bundle_limits import (
     too_many_files,
 )
 from sync.safetext import safe_text
-
-__all__ = ["BundleError", "BundleRefused"]  # the reader's errors, defined with its limits
 
 FORMAT = "safehold-bundle/v1"
 MANIFEST = "manifest.json"
@@ -132,13 +130,15 @@ class BundleReader:
             else:
                 raise BundleError(f"{path} does not exist")
             check_sizes(sizes)
-        except BundleRefused as exc:
+            if MANIFEST not in sizes:
+                raise BundleError(f"{path} is not a Safehold bundle: it has no {MANIFEST}")
+        except BundleError as exc:
             self.close()
-            raise BundleRefused(f"{path} was refused: {exc}") from None
+            if isinstance(exc, BundleRefused):
+                raise BundleRefused(f"{path} was refused: {exc}") from None
+            raise
         self._names = set(sizes)
         self._chunks = chunk_count(self._names)
-        if MANIFEST not in self._names:
-            raise BundleError(f"{path} is not a Safehold bundle: it has no {MANIFEST}")
 
     @staticmethod
     def _folder_sizes(root: Path) -> dict[str, int]:
