@@ -204,3 +204,24 @@ def test_a_damaged_stored_member_is_refused_naming_it(sound: Scenario, tmp_path:
     assert "a zip member is damaged (Bad CRC-32 for file 'chunks/audio/00000001.age')" in \
         result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_member_whose_local_name_differs_from_the_directory_is_refused(
+        sound: Scenario, tmp_path: Path) -> None:
+    # The central directory says one name, the member's own header another: readers that
+    # trust one or the other would see different bundles.
+    target = tmp_path / "two-names.zip"
+    zip_bundle(sound.bundle, target)
+    data = bytearray(target.read_bytes())
+    with zipfile.ZipFile(target) as z:
+        info = z.getinfo("chunks/audio/00000001.age")
+    name_at = info.header_offset + 30
+    assert data[name_at:name_at + len(info.filename)] == info.filename.encode()
+    data[name_at:name_at + len(info.filename)] = b"chunks/audio/00000009.age"
+    target.write_bytes(bytes(data))
+    result = run_cli("verify", target)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "was refused: a zip member is damaged (File name in directory " \
+           "'chunks/audio/00000001.age' and header b'chunks/audio/00000009.age' differ.)" \
+           in result.stderr
+    assert "OK" not in result.stdout
