@@ -9,6 +9,11 @@ class LimitsSchema(Schema):
     max_chunk_bytes = fields.Integer(required=True)
     max_streams_per_encounter = fields.Integer(required=True)
     requests_per_minute = fields.Integer(required=True)
+    # Batch reads (docs/protocol.md): a fetch asks for no more than these in one request.
+    max_leaves_per_page = fields.Integer(required=True)
+    max_receipts_per_page = fields.Integer(required=True)
+    max_pack_chunks = fields.Integer(required=True)
+    max_pack_bytes = fields.Integer(required=True)
 
 
 class ServerInfoSchema(Schema):

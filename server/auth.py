@@ -167,9 +167,10 @@ def authenticate(svc: Services, allow_contacts: bool = False) -> Caller:
 def enforce_rate_limit(svc: Services, key: str) -> None:
     wait = svc.limiter.take(key)
     if wait is not None:
+        seconds = retry_after_header(wait)  # the same number in the message and the header
         raise ApiError(429, "rate_limited",
-                       "Too many requests from this device; retry after Retry-After seconds.",
-                       headers={"Retry-After": retry_after_header(wait)})
+                       f"Too many requests from this client; retry after {seconds} seconds.",
+                       headers={"Retry-After": seconds})
 
 
 def enforce_anonymous_rate_limit(svc: Services) -> None:

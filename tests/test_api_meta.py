@@ -22,7 +22,9 @@ def test_server_describes_itself_with_its_key_and_limits(live_server: ServerProc
     assert len(public_key_bytes(info["server_key"])) == 32
     assert info["fingerprint"] == key_fingerprint(info["server_key"])
     assert info["limits"] == {"max_chunk_bytes": 4 * 1024 * 1024,
-                              "max_streams_per_encounter": 8, "requests_per_minute": 100000}
+                              "max_streams_per_encounter": 8, "requests_per_minute": 100000,
+                              "max_leaves_per_page": 1000, "max_receipts_per_page": 500,
+                              "max_pack_chunks": 256, "max_pack_bytes": 16 * 1024 * 1024}
 
 
 def test_key_made_on_first_start_is_private_logged_and_kept(make_server, tmp_path: Path) -> None:
@@ -60,6 +62,10 @@ CONTACT_OPERATIONS = {  # issue 4: trusted contacts (tests/test_contacts_*.py)
     ("POST", "/v1/encounters/{encounter_id}/alert"), ("POST", "/v1/encounters/{encounter_id}/safe"),
     ("GET", "/v1/encounters/{encounter_id}/access-log"),
 }
+BATCH_OPERATIONS = {  # issue 9: long fetches in few requests (tests/test_fetch_batch.py)
+    ("GET", "/v1/encounters/{encounter_id}/receipts"),
+    ("GET", "/v1/encounters/{encounter_id}/streams/{stream}/pack"),
+}
 DELETION_OPERATIONS = {  # issue 4: delayed, holdable deletion (tests/test_deletion.py)
     ("DELETE", "/v1/encounters/{encounter_id}"), ("GET", "/v1/encounters/{encounter_id}/deletion"),
     ("DELETE", "/v1/encounters/{encounter_id}/deletion"),
@@ -82,7 +88,7 @@ def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> No
         ("GET", log + "/checkpoint"), ("GET", log + "/checkpoints/{size}"),
         ("GET", log + "/consistency"), ("GET", log + "/inclusion"), ("GET", log + "/leaves"),
         ("GET", "/v1/changes"),
-    } | CONTACT_OPERATIONS | DELETION_OPERATIONS
+    } | CONTACT_OPERATIONS | DELETION_OPERATIONS | BATCH_OPERATIONS
     upload = spec["paths"][chunk]["put"]
     assert "application/octet-stream" in upload["requestBody"]["content"]
     assert any(p["name"] == "Safehold-Descriptor" and p["in"] == "header"

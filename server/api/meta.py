@@ -7,6 +7,8 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from schemas.batch import MAX_PACK_BYTES, MAX_PACK_CHUNKS, MAX_RECEIPTS_PER_PAGE
+from schemas.log import MAX_LEAVES_PER_PAGE
 from schemas.server_info import ServerInfoSchema
 from server.context import services
 
@@ -27,5 +29,9 @@ class ServerInfo(MethodView):
                 "max_chunk_bytes": svc.config["MAX_CHUNK_BYTES"],
                 "max_streams_per_encounter": svc.config["MAX_STREAMS"],
                 "requests_per_minute": svc.config["RATE_PER_MINUTE"],
+                "max_leaves_per_page": MAX_LEAVES_PER_PAGE,
+                "max_receipts_per_page": MAX_RECEIPTS_PER_PAGE,
+                "max_pack_chunks": MAX_PACK_CHUNKS,
+                "max_pack_bytes": MAX_PACK_BYTES,
             },
         }
