@@ -7,6 +7,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from sync.verify import Verification, verify_bundle
 from sync.workers import reuse_freed_buffers
 
 if TYPE_CHECKING:
+    from sync.errors import ServerRefusal
     from sync.fetch import Plan, Reader
 
 
@@ -177,10 +180,12 @@ def _contact_reader(state_dir: Path, encounter_id: str) -> Reader:
 
 
 @contextmanager
-def byte_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Plan], None]]]:
-    """A download progress bar in bytes on a terminal; its total is set once the plan is known."""
+def byte_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Plan], None],
+                                      Callable[[str], None]]]:
+    """A download progress bar in bytes on a terminal (its total set once the plan is known),
+    and a way to say something on stderr without breaking the bar."""
     if not sys.stderr.isatty():
-        yield (lambda _n: None), (lambda _plan: None)
+        yield (lambda _n: None), (lambda _plan: None), _note
         return
     from tqdm import tqdm
 
@@ -190,7 +195,33 @@ def byte_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Plan], No
             bar.total = sum(c.size for c in plan.chunks)
             bar.refresh()
 
-        yield bar.update, planned
+        def note(line: str) -> None:
+            bar.set_postfix_str(line[:60])
+            tqdm.write(f"safehold: {safe_text(line)}", file=sys.stderr)
+
+        yield bar.update, planned, note
+
+
+def _note(line: str) -> None:
+    """One line on stderr, escaped like everything else printed (it may quote the server)."""
+    print(f"safehold: {safe_text(line)}", file=sys.stderr, flush=True)
+
+
+def announce_waits(note: Callable[[str], None]) -> Callable[[float, ServerRefusal], None]:
+    """Say each wait for the server once, though several downloads may be told to wait."""
+    lock = threading.Lock()
+    last = {"until": 0.0}
+
+    def on_wait(seconds: float, refusal: ServerRefusal) -> None:
+        until = time.monotonic() + seconds
+        with lock:
+            if until - last["until"] < 1.0:
+                return
+            last["until"] = until
+        note(f"the server asks to wait ({refusal.status} {refusal.code}): waiting {seconds:g} s, "
+             "then continuing")
+
+    return on_wait
 
 
 def fetch(args: argparse.Namespace) -> int:
@@ -201,9 +232,9 @@ def fetch(args: argparse.Namespace) -> int:
     except CryptoError:
         raise CliError(f"'{safe_text(args.encounter)}' is not an encounter id (a lowercase UUID)")
     reader = reader_for(args.state, encounter_id)
-    with byte_progress() as (tick, planned):
+    with byte_progress() as (tick, planned, note):
         result = fetch_encounter(reader, encounter_id, args.output, progress=tick,
-                                 on_plan=planned)
+                                 on_plan=planned, on_wait=announce_waits(note))
     say(f"Fetched    {result.chunks} chunks into {result.bundle} ({result.downloaded} "
         f"downloaded now, {result.bytes_downloaded} bytes; log of {result.tree_size} leaves)")
     if args.zip:
@@ -216,4 +247,6 @@ def fetch(args: argparse.Namespace) -> int:
     with open_bundle(args.output) as bundle:
         verification = run_verification(bundle)
     say(verification_text(verification).rstrip("\n"))
-    return EXIT_OK if verification.ok else EXIT_VERIFY
+    for refused in result.refused:  # the server's log names chunks fetch would not download
+        _note(f"refused: {refused}")
+    return EXIT_OK if verification.ok and not result.refused else EXIT_VERIFY

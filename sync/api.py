@@ -13,18 +13,26 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
-from sync.errors import NetworkError, ServerRefusal, StateError
+from sync.errors import NetworkError, OverLimit, ServerRefusal, StateError
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 # 401 codes after which logging in again may help.
 RELOGIN_CODES = {"auth_required", "invalid_token", "token_expired", "expired_token"}
 TokenProvider = Callable[["ApiClient"], str]
+Sink = Callable[[bytes], object]  # takes the pieces of a response body in order
+# Every answer is read with a bound, so a broken or hostile server cannot grow the client
+# without end: JSON answers (a page of 1000 log leaves is ~0.7 MB) and error bodies.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+ERROR_BODY_BYTES = 64 * 1024
+READ_PIECE = 64 * 1024
 
 
 def server_name_of(url: str) -> str:
@@ -57,6 +65,7 @@ class ApiClient:
         self._local = threading.local()
         self._token: str | None = None
         self._token_lock = threading.Lock()
+        self.rate_wait: RateWait | None = None  # None: a 429 is raised at once
 
     @property
     def session(self) -> requests.Session:
@@ -81,31 +90,49 @@ class ApiClient:
     def request(self, method: str, path: str, *, auth: bool = False,
                 json_body: Mapping[str, Any] | None = None, data: bytes | None = None,
                 headers: Mapping[str, str] | None = None,
-                params: Mapping[str, Any] | None = None) -> requests.Response:
-        """Send one request; return the 2xx response or raise NetworkError / ServerRefusal."""
-        stale = self._token
-        for attempt in (0, 1):
+                params: Mapping[str, Any] | None = None, sink: Sink | None = None,
+                max_bytes: int = MAX_RESPONSE_BYTES) -> requests.Response:
+        """Send one request; return the 2xx response or raise NetworkError / ServerRefusal.
+
+        The body is read into the response, or with `sink` handed to it piece by piece (the
+        response then holds none); either way never more than `max_bytes` of it (OverLimit).
+        With `rate_wait` set, a 429/503 that says how long to wait is waited out and retried.
+        """
+        stale, refresh, waits = self._token, False, 0
+        while True:
             sent = dict(headers or {})
             if auth:
-                sent.update(self._auth_header(refresh=attempt == 1, stale=stale))
+                sent.update(self._auth_header(refresh=refresh, stale=stale))
                 stale = sent["Authorization"].removeprefix("Bearer ")
-            response = self._send(method, path, json_body, data, sent, params)
+            response = self._send(method, path, json_body, data, sent, params, sink, max_bytes)
             if response.status_code < 400:
                 return response
             refusal = refusal_from(response)
-            if not (auth and attempt == 0 and refusal.status == 401
-                    and refusal.code in RELOGIN_CODES):
+            if auth and not refresh and refusal.status == 401 and refusal.code in RELOGIN_CODES:
+                refresh = True
+                continue
+            refresh = False
+            if self.rate_wait is None or not self.rate_wait.wait_out(refusal, waits):
                 raise refusal
-        raise AssertionError("unreachable")
+            waits += 1
 
     def _send(self, method: str, path: str, json_body: Mapping[str, Any] | None,
-              data: bytes | None, headers: dict[str, str],
-              params: Mapping[str, Any] | None) -> requests.Response:
+              data: bytes | None, headers: dict[str, str], params: Mapping[str, Any] | None,
+              sink: Sink | None, max_bytes: int) -> requests.Response:
         url = self.base_url + path
         try:
             response = self.session.request(method, url, json=json_body, data=data,
-                                            headers=headers, params=params, timeout=self.timeout)
-            _ = response.content  # read the whole body now so truncation shows up here
+                                            headers=headers, params=params, timeout=self.timeout,
+                                            stream=True)
+            with response:  # read the whole body now so truncation shows up here
+                if response.status_code >= 400:
+                    body = _read_bounded(response, ERROR_BODY_BYTES, None)
+                elif sink is None:
+                    body = _read_bounded(response, max_bytes, f"{method} {path}")
+                else:
+                    _pour(response, sink, max_bytes, f"{method} {path}")
+                    body = b""
+            response._content = body
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema) as exc:
             raise StateError(f"bad server URL {url!r}: {exc}")
@@ -171,6 +198,21 @@ class ApiClient:
         note = unb64(response.headers.get("Safehold-Descriptor", "")).decode("utf-8")
         return response.content, note
 
+    def chunk_range(self, encounter_id: str, stream: str, seq: int, first: int, length: int,
+                    sink: Sink) -> None:
+        """Bytes [first, first + length) of a chunk into `sink`; never more than `length`."""
+        self.request("GET", _chunk_path(encounter_id, stream, seq), auth=True,
+                     headers={"Range": f"bytes={first}-{first + length - 1}"}, sink=sink,
+                     max_bytes=length)
+
+    def chunk_pack(self, encounter_id: str, stream: str, start: int, end: int, sink: Sink,
+                   max_bytes: int) -> None:
+        """The age files of seqs [start, end) of a stream, one after the other, into `sink`;
+        never more than `max_bytes` (the sum of their signed sizes)."""
+        self.request("GET", f"/v1/encounters/{_seg(encounter_id)}/streams/{_seg(stream)}/pack",
+                     auth=True, params={"start": start, "end": end}, sink=sink,
+                     max_bytes=max_bytes)
+
     def chunk_receipt(self, encounter_id: str, stream: str, seq: int) -> dict[str, Any]:
         return self.json("GET", _chunk_path(encounter_id, stream, seq) + "/receipt", auth=True)
 
@@ -193,11 +235,60 @@ class ApiClient:
                          params={"start": start, "end": end})
         return list(body["leaves"])
 
+    def receipts(self, encounter_id: str, start: int, limit: int) -> dict[str, Any]:
+        """A page of receipts with descriptors, from log leaf `start`: {receipts, next}."""
+        return self.json("GET", f"/v1/encounters/{_seg(encounter_id)}/receipts", auth=True,
+                         params={"start": start, "limit": limit})
+
     def changes(self, cursor: str | None, limit: int = 500) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
         return self.json("GET", "/v1/changes", auth=True, params=params)
+
+
+def _read_bounded(response: requests.Response, limit: int, what: str | None) -> bytes:
+    """At most `limit` body bytes; more is OverLimit, or (what=None: an error body, only read
+    for its message) cut off there."""
+    parts: list[bytes] = []
+    _pour(response, parts.append, limit, what)
+    return b"".join(parts)
+
+
+def _pour(response: requests.Response, sink: Sink, limit: int, what: str | None) -> None:
+    got = 0
+    for piece in response.iter_content(READ_PIECE):
+        if got + len(piece) > limit:
+            if what is None:
+                sink(piece[:limit - got])
+                return
+            raise OverLimit(f"{what}: the server sent more than the {limit} bytes expected; "
+                            "cut off there (a broken or hostile server)")
+        sink(piece)
+        got += len(piece)
+
+
+@dataclass
+class RateWait:
+    """How a client waits out "too many requests": sleep what the server asks (Retry-After),
+    say so through `on_wait`, and try again; never longer than `max_wait` seconds at once nor
+    more than `max_waits` times for one request (then the refusal stands)."""
+
+    on_wait: Callable[[float, ServerRefusal], None]
+    max_wait: float = 300.0
+    max_waits: int = 60
+    sleep: Callable[[float], None] = time.sleep
+
+    def wait_out(self, refusal: ServerRefusal, waits: int) -> bool:
+        if refusal.status not in (429, 503) or waits >= self.max_waits:
+            return False
+        seconds = refusal.retry_after if refusal.retry_after is not None \
+            else min(2.0 ** waits, 60.0)
+        if seconds > self.max_wait:
+            return False
+        self.on_wait(seconds, refusal)
+        self.sleep(seconds)
+        return True
 
 
 def _json_of(response: requests.Response, method: str, path: str) -> dict[str, Any]:

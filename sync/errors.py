@@ -40,3 +40,8 @@ class StateError(SyncError):
     """The local state folder is missing something (e.g. not registered yet)."""
 
     exit_code = 2
+
+
+class OverLimit(UntrustedServer):
+    """The server sent more than a bound allows (an answer, a body, a log or proof larger than
+    it can honestly be); what came beyond the bound was not kept."""

@@ -1,0 +1,92 @@
+"""Each planned chunk's receipt and descriptor, by the page (GET /v1/encounters/{id}/receipts)
+rather than one request per chunk; every field checked for shape and bounded before it is kept.
+
+A receipt's descriptor must be the very note the log holds at its leaf index (the plan checked
+that note's signature); `safehold verify` then checks each receipt's checkpoint and inclusion
+proof offline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync.errors import UntrustedServer
+from sync.fetching.limits import MAX_NOTE_CHARS, MAX_PROOF_HASHES
+from sync.fetching.plan import Plan, PlannedChunk, Reader
+
+RECEIPT_FIELDS = ("encounter_id", "stream", "seq", "leaf_index", "tree_size", "checkpoint",
+                  "inclusion_proof", "received_at")
+HASH_B64_CHARS = 44
+
+
+def _bad(what: str) -> UntrustedServer:
+    return UntrustedServer(f"the server sent a malformed receipt ({what}); nothing of it was kept")
+
+
+def receipt_of(item: Any) -> tuple[dict[str, Any], str]:
+    """(the receipt's fields, its descriptor note), or UntrustedServer if malformed/oversized."""
+    if not isinstance(item, dict):
+        raise _bad("not an object")
+    receipt = {name: item.get(name) for name in RECEIPT_FIELDS}
+    for name in ("seq", "leaf_index", "tree_size"):
+        value = receipt[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+            raise _bad(f"{name} is not a count")
+    for name in ("encounter_id", "stream", "checkpoint", "received_at"):
+        text = receipt[name]
+        if not isinstance(text, str) or len(text) > MAX_NOTE_CHARS:
+            raise _bad(f"{name} is not a string of at most {MAX_NOTE_CHARS} characters")
+    proof = receipt["inclusion_proof"]
+    if not isinstance(proof, list) or len(proof) > MAX_PROOF_HASHES \
+            or not all(isinstance(h, str) and len(h) <= HASH_B64_CHARS for h in proof):
+        raise _bad(f"inclusion proof is not a list of at most {MAX_PROOF_HASHES} hashes")
+    note = item.get("descriptor")
+    if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
+        raise _bad("no descriptor note")
+    return receipt, note
+
+
+def _matched(receipt: dict[str, Any], note: str, chunk: PlannedChunk) -> dict[str, Any]:
+    if note != chunk.note or receipt["leaf_index"] != chunk.index:
+        raise UntrustedServer(f"the server's receipt for {chunk.desc.stream} seq {chunk.desc.seq} "
+                              "names another descriptor or leaf than its own log holds")
+    return receipt
+
+
+def fetch_receipts(reader: Reader, plan: Plan, encounter_id: str,
+                   wanted: list[PlannedChunk]) -> dict[int, dict[str, Any]]:
+    """Receipts of `wanted`, by leaf index: pages in log order from the first wanted leaf, and
+    one request each for any a page left out."""
+    if not wanted:
+        return {}
+    by_index = {chunk.index: chunk for chunk in wanted}
+    found: dict[int, dict[str, Any]] = {}
+    start: int | None = min(by_index)
+    last = max(by_index)
+    per_page = plan.limits.receipts_per_page
+    while start is not None and start <= last:
+        page = reader.api.receipts(encounter_id, start, per_page)
+        items, after = page.get("receipts"), page.get("next")
+        if not isinstance(items, list) or len(items) > per_page:
+            raise UntrustedServer(f"the server sent a page of receipts longer than the "
+                                  f"{per_page} asked for")
+        previous = start - 1
+        for item in items:
+            receipt, note = receipt_of(item)
+            index = receipt["leaf_index"]
+            if index <= previous:
+                raise UntrustedServer("the server sent receipts out of log order")
+            previous = index
+            if index in by_index:
+                found[index] = _matched(receipt, note, by_index[index])
+        if after is not None and (not isinstance(after, int) or isinstance(after, bool)
+                                  or after <= previous or after <= start):
+            raise UntrustedServer("the server's page of receipts points back, not forward")
+        start = after
+    for index, chunk in by_index.items():
+        if index not in found:  # a page left it out: ask for it alone
+            desc = chunk.desc
+            receipt, note = receipt_of(reader.api.chunk_receipt(encounter_id, desc.stream,
+                                                                desc.seq))
+            found[index] = _matched(receipt, note, chunk)
+    return found
