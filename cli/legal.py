@@ -28,6 +28,7 @@ from sync.verify import Verification, verify_bundle
 from sync.workers import reuse_freed_buffers
 
 if TYPE_CHECKING:
+    from sync.api import RateWait
     from sync.errors import ServerRefusal
     from sync.fetch import Plan, Reader
 
@@ -148,30 +149,33 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
 # ---------------------------------------------------------------- fetch
 
 
-def reader_for(state_dir: Path, encounter_id: str) -> Reader:
+def reader_for(state_dir: Path, encounter_id: str, rate_wait: RateWait | None = None) -> Reader:
     """Who is fetching, from the state folder: a trusted contact (`safehold contact join`)
     through the membership the encounter was released to, else the owner's device."""
     from sync.contact_state import MEMBERSHIPS
 
     if (state_dir / MEMBERSHIPS).exists():
-        return _contact_reader(state_dir, encounter_id)
+        return _contact_reader(state_dir, encounter_id, rate_wait)
     from sync.account import client_for
     from sync.fetch import owner_reader
     from sync.state import StateFolder
 
     state = StateFolder(state_dir)
     settings = state.require_registered()
-    return owner_reader(client_for(state, settings), settings.server_url, settings.server_key,
-                        settings.device_id, settings.device_key)
+    api = client_for(state, settings)
+    api.rate_wait = rate_wait
+    return owner_reader(api, settings.server_url, settings.server_key, settings.device_id,
+                        settings.device_key)
 
 
-def _contact_reader(state_dir: Path, encounter_id: str) -> Reader:
+def _contact_reader(state_dir: Path, encounter_id: str, rate_wait: RateWait | None) -> Reader:
     from crypto.signing import key_name
     from sync.contact_client import membership_for
     from sync.contact_state import ContactState
     from sync.fetch import contact_reader
 
-    membership, api = membership_for(ContactState(state_dir), encounter_id)
+    membership, api = membership_for(ContactState(state_dir), encounter_id,
+                                     rate_wait=rate_wait)
     # The owner's device keys as the invitation proved them; a device id is its key's name.
     devices = [{"device_id": key_name(key).removeprefix("device-"), "device_key": key}
                for key in membership.owner_device_keys]
@@ -231,10 +235,12 @@ def fetch(args: argparse.Namespace) -> int:
         encounter_id = check_encounter(args.encounter)
     except CryptoError:
         raise CliError(f"'{safe_text(args.encounter)}' is not an encounter id (a lowercase UUID)")
-    reader = reader_for(args.state, encounter_id)
+    from sync.api import RateWait
+
     with byte_progress() as (tick, planned, note):
+        reader = reader_for(args.state, encounter_id, RateWait(announce_waits(note)))
         result = fetch_encounter(reader, encounter_id, args.output, progress=tick,
-                                 on_plan=planned, on_wait=announce_waits(note))
+                                 on_plan=planned)
     say(f"Fetched    {result.chunks} chunks into {result.bundle} ({result.downloaded} "
         f"downloaded now, {result.bytes_downloaded} bytes; log of {result.tree_size} leaves)")
     if args.zip:

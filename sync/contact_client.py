@@ -26,7 +26,7 @@ from crypto.invitation import (
 from crypto.signing import sign_raw
 from schemas.statements import accept_invitation_statement, contact_login_statement
 from sync.account import pinned_server
-from sync.api import DEFAULT_TIMEOUT, ApiClient
+from sync.api import DEFAULT_TIMEOUT, ApiClient, RateWait
 from sync.contact_state import ContactState, Membership
 from sync.errors import StateError, UntrustedServer
 
@@ -114,10 +114,14 @@ def contact_login(contact_id: str, signing_key: str,
 
 
 def contact_client(state: ContactState, membership: Membership,
-                   timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> ApiClient:
-    """An API client that logs in as this membership's contact by itself when needed."""
+                   timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                   rate_wait: RateWait | None = None) -> ApiClient:
+    """An API client that logs in as this membership's contact by itself when needed (and,
+    with `rate_wait`, waits out "too many requests")."""
     login = contact_login(membership.contact_id, state.signing_key(), membership.server_name)
-    return ApiClient(membership.server_url, token_provider=login, timeout=timeout)
+    api = ApiClient(membership.server_url, token_provider=login, timeout=timeout)
+    api.rate_wait = rate_wait
+    return api
 
 
 @dataclass
@@ -139,10 +143,11 @@ def released_to_me(state: ContactState, membership: Membership,
 
 
 def membership_for(state: ContactState, encounter_id: str,
-                   timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> tuple[Membership, ApiClient]:
+                   timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                   rate_wait: RateWait | None = None) -> tuple[Membership, ApiClient]:
     """The membership (and a logged-in client) through which `encounter_id` was released."""
     for membership in state.require_memberships():
-        api = contact_client(state, membership, timeout)
+        api = contact_client(state, membership, timeout, rate_wait)
         released = api.json("GET", "/v1/released", auth=True)["encounters"]
         if any(e["encounter_id"] == encounter_id for e in released):
             return membership, api

@@ -1,0 +1,91 @@
+"""Long fetches in one command (issue 9): a trusted contact fetches a 160-chunk recording from a
+server with its default settings, in a handful of requests (counted in the server's own request
+log) that are logged as her reads chunk by chunk; and on a server that says "too many
+requests", fetch waits as long as it is told, says so, and finishes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+from fetchkit import household, log_offset, record, requests_since, safehold
+
+from sync.contact_client import contact_client
+from sync.contact_state import ContactState
+from sync.errors import ServerRefusal
+from tests.synckit import api_for
+
+CHUNK = 1024
+
+
+def test_a_160_chunk_recording_is_fetched_by_one_command_in_few_requests(
+        make_server, tmp_path: Path) -> None:
+    server = make_server()  # default settings: 600 requests a minute
+    home = household(server, tmp_path)
+    media = os.urandom(160 * CHUNK)
+    encounter = record(home.phone, tmp_path, media, CHUNK)
+    start = log_offset(server)
+    bundle = tmp_path / "case"
+    fetched = safehold("fetch", encounter, "-o", bundle, "--state", home.mom)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert "audio: seq 0-159 (160 chunks), closed by final chunk 159" in fetched.stdout
+    assert "Result     OK: nothing was altered" in fetched.stdout
+    chunks = len(list((bundle / "chunks").glob("*/*.age")))
+    assert chunks >= 160  # audio and the event log's entries
+
+    made = requests_since(server, start)
+    total = sum(made.values())
+    # Login, listings, the checkpoint, one page of leaves, one of receipts, a pack per stream:
+    # no request per chunk at all.
+    assert total <= 12, made
+    assert total / chunks < 0.1, made
+    per_chunk = [k for k in made if k.endswith(("/chunks/{n}", "/receipt", "/consistency"))]
+    assert not per_chunk, made
+    assert made["GET /v1/encounters/{id}/streams/audio/pack"] == 1
+
+    decrypted = safehold("decrypt", bundle, "-i", home.mom_key, "-o", tmp_path / "out")
+    assert decrypted.returncode == 0, decrypted.stdout + decrypted.stderr
+    assert (tmp_path / "out" / "audio.bin").read_bytes() == media
+
+    # Her reads are logged as the single reads would be: each chunk's descriptor and bytes.
+    owner = api_for(home.phone, server.url)
+    entries = owner.json("GET", f"/v1/encounters/{encounter}/access-log", auth=True)["entries"]
+    kinds = Counter(e["what"].split(" ")[0] for e in entries)
+    assert kinds["descriptor"] == chunks and kinds["chunk"] == chunks, kinds
+    assert {f"chunk audio/{n}" for n in range(160)} <= {e["what"] for e in entries}
+
+
+def drain(state: Path) -> ServerRefusal:
+    """Spend the contact's whole rate-limit bucket; the refusal that ends it."""
+    contact = ContactState(state)
+    api = contact_client(contact, contact.require_memberships()[0])
+    for _ in range(500):
+        try:
+            api.json("GET", "/v1/contact", auth=True)
+        except ServerRefusal as refusal:
+            return refusal
+    raise AssertionError("the server never said 'too many requests'")
+
+
+def test_fetch_waits_out_too_many_requests_says_so_and_finishes(make_server,
+                                                                 tmp_path: Path) -> None:
+    server = make_server(env={"SAFEHOLD_RATE_PER_MINUTE": "60"})  # one a second, burst 60
+    home = household(server, tmp_path)
+    media = os.urandom(20 * CHUNK)
+    encounter = record(home.phone, tmp_path, media, CHUNK)
+    refusal = drain(home.mom)
+    assert refusal.status == 429 and refusal.retry_after is not None
+    assert f"retry after {refusal.retry_after:g} seconds" in refusal.message
+
+    start = log_offset(server)
+    fetched = safehold("fetch", encounter, "-o", tmp_path / "case", "--state", home.mom)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert "the server asks to wait (429 rate_limited): waiting 1 s, then continuing" \
+        in fetched.stderr
+    assert "Result     OK: nothing was altered" in fetched.stdout
+    made = requests_since(server, start)
+    assert made["GET /v1/encounters/{id}/streams/audio/pack"] >= 1
+    limited = server.output()[start:].count('" 429 ')
+    assert limited >= 1  # it was refused, waited, and came back
