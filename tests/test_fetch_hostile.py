@@ -1,0 +1,210 @@
+"""`safehold fetch` against a hostile server (issue 10, "bounded"): a real server behind one that
+lies as an operator can (tests/hostilekit.py). Each attack ends in exit 1 with one line naming
+it, never writes more than a chunk's signed size, and the fetch stays under a fixed memory
+bound (its peak RSS, measured).
+
+Exit codes: 1 for anything the server sent that fails fetch's checks (a signature, a digest, a
+bound); 3 only when it could not be reached or refused (docs/protocol.md, fetch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fetchkit import record, run_measured, safehold
+from helpers import ServerProcess
+from hostilekit import (
+    HostileServer,
+    Rule,
+    advertised_chunk_limit,
+    behind_hostile,
+    endless_bodies,
+    endless_leaves,
+    huge_checkpoint,
+    read_key,
+    rewritten_log,
+)
+
+from crypto.descriptor import TYPE_TAG as CHUNK_TAG
+from crypto.descriptor import ChunkDescriptor, sign_descriptor
+from crypto.signing import generate_signing_key, split_note
+
+CHUNK = 64 * 1024
+RSS_BOUND = 200 * 1024 * 1024
+
+
+@dataclass
+class Recorded:
+    server: ServerProcess
+    phone: Path
+    encounter: str
+    bundle: Path
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Iterator[Recorded]:
+    """A phone's recording of 4 audio chunks (and its event log) on a real server."""
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        phone = tmp_path / "phone"
+        done = safehold("device", "register", "--server", server.url, "--state", phone)
+        assert done.returncode == 0, done.stderr
+        encounter = record(phone, tmp_path, os.urandom(4 * CHUNK), CHUNK)
+        yield Recorded(server, phone, encounter, tmp_path / "bundle")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def hostile(recorded: Recorded) -> Iterator[Callable[[list[Rule]], HostileServer]]:
+    started: list[tuple[ServerProcess, HostileServer]] = []
+
+    def start(rules: list[Rule]) -> HostileServer:
+        started.append(behind_hostile(recorded.server, rules))
+        return started[-1][1]
+
+    yield start
+    for moved, proxy in started:
+        proxy.stop()
+        moved.stop()
+
+
+def fetch(rec: Recorded) -> tuple[int, list[str], int]:
+    done, peak = run_measured("fetch", rec.encounter, "-o", rec.bundle, "--state", rec.phone)
+    return done.returncode, done.stderr.strip().splitlines(), peak
+
+
+def descriptors(bundle: Path) -> dict[Path, ChunkDescriptor]:
+    """Each chunk's age file path -> the descriptor fetch saved beside it."""
+    found = {}
+    for path in bundle.glob("chunks/*/*.descriptor"):
+        text, _sigs = split_note(path.read_text())
+        found[path.with_suffix(".age")] = ChunkDescriptor.parse(text)
+    return found
+
+
+def test_an_endless_body_is_cut_off_at_the_signed_sizes(recorded: Recorded, hostile) -> None:
+    proxy = hostile([endless_bodies(true_first=True)])
+    code, stderr, peak = fetch(recorded)
+    assert code == 1, stderr
+    assert len(stderr) == 1, stderr
+    assert "the server sent more than the" in stderr[0] and "cut off there" in stderr[0]
+    assert "/pack" in stderr[0]
+    described = descriptors(recorded.bundle)
+    assert described, "descriptors are saved before any body"
+    for age_file, desc in described.items():
+        part = age_file.with_name(age_file.name + ".part")
+        assert not part.exists() or part.stat().st_size <= desc.size
+        assert not age_file.exists() or age_file.stat().st_size == desc.size
+    on_disk = sum(f.stat().st_size for f in recorded.bundle.glob("chunks/*/*.age*"))
+    assert on_disk <= sum(d.size for d in described.values())
+    assert not (recorded.bundle / "manifest.json").exists()
+    assert peak < RSS_BOUND
+    assert proxy.endless_sent > 0
+
+
+def test_an_endless_body_of_junk_is_refused_at_the_first_chunk(recorded: Recorded,
+                                                               hostile) -> None:
+    hostile([endless_bodies(true_first=False)])
+    code, stderr, peak = fetch(recorded)
+    assert code == 1, stderr
+    assert len(stderr) == 1 and "does not match the SHA-256 in its signed descriptor" \
+        in stderr[0], stderr
+    assert not list(recorded.bundle.glob("chunks/*/*.age"))  # nothing wrong kept
+    described = descriptors(recorded.bundle)
+    for age_file, desc in described.items():
+        part = age_file.with_name(age_file.name + ".part")
+        assert not part.exists() or part.stat().st_size <= desc.size
+    assert peak < RSS_BOUND
+
+
+def test_a_checkpoint_claiming_a_trillion_leaves_is_refused_before_any_leaf(
+        recorded: Recorded, hostile) -> None:
+    key = read_key(recorded.server.data_dir / "server.key")
+    proxy = hostile([huge_checkpoint(key, recorded.server.name, 10**12)])
+    code, stderr, peak = fetch(recorded)
+    assert code == 1, stderr
+    assert stderr == [f"safehold: the server's checkpoint for {recorded.encounter} claims "
+                      "1000000000000 log leaves; a fetch handles at most 1048576 (a broken or "
+                      "hostile server?); nothing was downloaded"]
+    assert not any("/log/leaves" in seen for seen in proxy.seen)
+    assert not list(recorded.bundle.glob("chunks/**/*"))
+    assert peak < RSS_BOUND
+
+
+def test_an_endless_page_of_leaves_is_cut_off(recorded: Recorded, hostile) -> None:
+    hostile([endless_leaves])
+    code, stderr, peak = fetch(recorded)
+    assert code == 1, stderr
+    assert len(stderr) == 1, stderr
+    assert "/log/leaves: the server sent more than the 33554432 bytes expected; cut off there" \
+        in stderr[0]
+    assert peak < RSS_BOUND
+
+
+def forge(device_key: str, stranger_key: str) -> Callable[[list[bytes]], list[bytes]]:
+    """audio seq 1: signed by the phone's own key but claiming 2^40 bytes; audio seq 2: signed
+    by a key the phone never had (a device the operator slipped into the account)."""
+
+    def rewrite(leaves: list[bytes]) -> list[bytes]:
+        out = []
+        for leaf in leaves:
+            text, _sigs = split_note(leaf.decode())
+            if text.startswith(CHUNK_TAG + "\n"):
+                desc = ChunkDescriptor.parse(text)
+                if (desc.stream, desc.seq) == ("audio", 1):
+                    leaf = sign_descriptor(dataclasses.replace(desc, size=2**40),
+                                           device_key).encode()
+                elif (desc.stream, desc.seq) == ("audio", 2):
+                    leaf = sign_descriptor(desc, stranger_key).encode()
+            out.append(leaf)
+        return out
+
+    return rewrite
+
+
+@pytest.mark.parametrize("advertised", [None, 2**50])
+def test_descriptors_are_checked_before_any_body_is_asked_for(
+        recorded: Recorded, hostile, advertised: int | None) -> None:
+    server = recorded.server
+    rules = [rewritten_log(read_key(server.data_dir / "server.key"), server.name,
+                           forge(read_key(recorded.phone / "device.key"),
+                                 generate_signing_key("device-stranger")))]
+    if advertised is not None:  # a server that claims to take any size: the client's cap holds
+        rules.insert(0, advertised_chunk_limit(advertised))
+    proxy = hostile(rules)
+    code, stderr, peak = fetch(recorded)
+    assert code == 1, stderr
+    limit = 4 * 1024 * 1024 if advertised is None else 256 * 1024 * 1024
+    assert any(line.startswith("safehold: refused: audio seq 1 (log leaf ")
+               and line.endswith(f"its descriptor claims 1099511627776 bytes, more than the "
+                                 f"server's chunk limit of {limit}; not downloaded")
+               for line in stderr), stderr
+    assert any("is a chunk descriptor that no trusted device key signed" in line
+               for line in stderr), stderr
+    audio = recorded.bundle / "chunks" / "audio"
+    assert sorted(p.name for p in audio.glob("*.age*")) == ["00000000.age", "00000003.age"]
+    for age_file, desc in descriptors(recorded.bundle).items():
+        if age_file.exists():
+            assert age_file.stat().st_size == desc.size
+    assert not (asked_for_audio(proxy) & {1, 2}), proxy.seen  # not one byte asked for
+    assert asked_for_audio(proxy) == {0, 3}
+    assert peak < RSS_BOUND
+
+
+def asked_for_audio(proxy: HostileServer) -> set[int]:
+    """The audio seqs whose bytes the fetch asked for (by pack or alone)."""
+    seqs: set[int] = set()
+    for seen in proxy.seen:
+        path, _, query = seen.split(" ", 1)[1].partition("?")
+        if path.endswith("/streams/audio/pack"):
+            bounds = dict(item.split("=") for item in query.split("&"))
+            seqs |= set(range(int(bounds["start"]), int(bounds["end"])))
+        elif "/streams/audio/chunks/" in path and not path.endswith("/receipt"):
+            seqs.add(int(path.rsplit("/", 1)[1]))
+    return seqs
