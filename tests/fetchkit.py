@@ -16,8 +16,10 @@ from bundlekit import ROOT, run_cli
 from helpers import ServerProcess
 
 FAST = {"SAFEHOLD_SYNC_PATIENCE": "5", "SAFEHOLD_HTTP_TIMEOUT": "10"}
-# werkzeug's request line: 127.0.0.1 - - [date] "GET /v1/server HTTP/1.1" 200 -
-REQUEST_LINE = re.compile(r'"(GET|PUT|POST|PATCH|DELETE) (/v1/[^ ?"]*)[^"]*" (\d{3}) ')
+# werkzeug's request line: 127.0.0.1 - - [date] "GET /v1/server HTTP/1.1" 200 - (the request
+# of any status but 200 wrapped in ANSI colour codes)
+REQUEST_LINE = re.compile(r'"(?:\x1b\[[0-9;]*m)*(GET|PUT|POST|PATCH|DELETE) (/v1/[^ ?"]*)[^"]*" '
+                          r'(\d{3}) ')
 
 
 def safehold(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
