@@ -312,14 +312,22 @@ def _chunk_path(encounter_id: str, stream: str, seq: int) -> str:
 
 def refusal_from(response: requests.Response) -> ServerRefusal:
     """Read the error envelope; a body without one still becomes a refusal with its status."""
-    code, message = f"http_{response.status_code}", response.reason or "no reason given"
+    code = f"http_{response.status_code}"
+    message = printable(response.reason or "no reason given", 100)
     try:
         error = response.json()["error"]
-        code, message = str(error["code"]), str(error["message"])
+        code, message = printable(str(error["code"]), 64), printable(str(error["message"]), 500)
     except (ValueError, KeyError, TypeError):
         pass
     return ServerRefusal(response.status_code, code, message,
                          retry_after=_retry_after(response.headers.get("Retry-After")))
+
+
+def printable(text: str, limit: int) -> str:
+    """A server's words as one line that cannot steer a terminal: control characters (newlines,
+    escape sequences) shown as \\xNN, and at most `limit` characters."""
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:limit])
+    return shown + ("…" if len(text) > limit else "")
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -227,3 +227,17 @@ def advertised_chunk_limit(limit: int) -> Rule:
 
 def read_key(path: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
+
+
+def refuse_encounter(message: str) -> Rule:
+    """The encounter's page answered with a refusal whose words try to steer the terminal."""
+
+    def rule(handler: Handler) -> bool:
+        if handler.route.count("/") == 3 and handler.route.startswith("/v1/encounters/"):
+            handler.send(403, json.dumps({"error": {"code": "forbidden\x1b[2J",
+                                                    "message": message}}).encode(),
+                         {"Content-Type": "application/json"})
+            return True
+        return False
+
+    return rule

@@ -27,6 +27,7 @@ from hostilekit import (
     endless_leaves,
     huge_checkpoint,
     read_key,
+    refuse_encounter,
     rewritten_log,
 )
 
@@ -208,3 +209,15 @@ def asked_for_audio(proxy: HostileServer) -> set[int]:
         elif "/streams/audio/chunks/" in path and not path.endswith("/receipt"):
             seqs.add(int(path.rsplit("/", 1)[1]))
     return seqs
+
+
+def test_a_refusals_words_cannot_steer_the_terminal(recorded: Recorded, hostile) -> None:
+    fake = "no.\n\x1b[32mResult     OK: nothing was altered\x1b[0m\n" + "x" * 5000
+    hostile([refuse_encounter(fake)])
+    code, stderr, _peak = fetch(recorded)
+    assert code == 3, stderr  # a refusal, not a verification failure
+    assert len(stderr) == 1, stderr
+    assert "\x1b" not in stderr[0]
+    assert stderr[0].startswith("safehold: server refused (403 forbidden\\x1b[2J): no.\\x0a"
+                                "\\x1b[32mResult     OK: nothing was altered")
+    assert len(stderr[0]) < 700
