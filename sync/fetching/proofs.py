@@ -18,8 +18,12 @@ from collections.abc import Sequence
 from crypto.merkle import node_hash
 
 
+MEMO_MIN = 16  # nodes over fewer leaves are recomputed (<= 15 hashes) rather than kept
+
+
 class SubtreeRoots:
-    """MTH(D[start:end]) of one tree's leaf hashes, each node computed once."""
+    """MTH(D[start:end]) of one tree's leaf hashes, each node of MEMO_MIN leaves or more
+    computed once (so the memo holds about n / 8 roots, not 2n)."""
 
     def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
         self.leaves = leaf_hashes
@@ -33,7 +37,8 @@ class SubtreeRoots:
         if found is None:
             k = _split_point(end - start)
             found = node_hash(self.root(start, start + k), self.root(start + k, end))
-            self._memo[key] = found
+            if end - start >= MEMO_MIN:
+                self._memo[key] = found
         return found
 
 
