@@ -221,3 +221,23 @@ def test_a_refusals_words_cannot_steer_the_terminal(recorded: Recorded, hostile)
     assert stderr[0].startswith("safehold: server refused (403 forbidden\\x1b[2J): no.\\x0a"
                                 "\\x1b[32mResult     OK: nothing was altered")
     assert len(stderr[0]) < 700
+
+
+def test_a_resumed_chunk_is_cut_off_at_its_signed_size(recorded: Recorded, hostile) -> None:
+    first, _peak = run_measured("fetch", recorded.encounter, "-o", recorded.bundle, "--state",
+                                recorded.phone)
+    assert first.returncode == 0, first.stderr  # an honest server, first
+    age_file = recorded.bundle / "chunks" / "audio" / "00000002.age"
+    part = age_file.with_name(age_file.name + ".part")
+    part.write_bytes(age_file.read_bytes()[:1000])  # as an interrupted fetch leaves it
+    age_file.unlink()
+    (recorded.bundle / "manifest.json").unlink()
+    size = descriptors(recorded.bundle)[age_file].size
+    hostile([endless_bodies(true_first=True)])
+    code, stderr, peak = fetch(recorded)
+    assert code == 1, stderr
+    assert len(stderr) == 1, stderr
+    assert f"/streams/audio/chunks/2: the server sent more than the {size - 1000} bytes " \
+        "expected; cut off there" in stderr[0]
+    assert part.stat().st_size <= size and not age_file.exists()
+    assert peak < RSS_BOUND

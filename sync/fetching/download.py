@@ -154,12 +154,11 @@ def download_rest(api: ApiClient, encounter_id: str, target: Target,
     got = 0
     try:
         while part.missing > 0:
-            before = part.have
-            api.chunk_range(encounter_id, desc.stream, desc.seq, part.have,
-                            min(RANGE_BYTES, part.missing), part.write)
-            if part.have == before:
-                raise UntrustedServer(f"the server answered a range of {desc.stream} seq "
-                                      f"{desc.seq} with no bytes")
+            before, length = part.have, min(RANGE_BYTES, part.missing)
+            api.chunk_range(encounter_id, desc.stream, desc.seq, part.have, length, part.write)
+            if part.have - before != length:  # the server knows the size: short is a lie
+                raise UntrustedServer(f"the server answered a range of {length} bytes of "
+                                      f"{desc.stream} seq {desc.seq} with {part.have - before}")
             got += part.have - before
             if progress is not None:
                 progress(part.have - before)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 from crypto.merkle import node_hash
 
-
 MEMO_MIN = 16  # nodes over fewer leaves are recomputed (<= 15 hashes) rather than kept
 
 
