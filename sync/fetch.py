@@ -116,10 +116,7 @@ def _jobs(writer: BundleWriter, plan: Plan, todo: list[PlannedChunk]) -> list[_J
         if target.part.exists():
             jobs.append(_Job([chunk], [target], resume=True))
             continue
-        previous = run.chunks[-1].desc if run is not None else None
-        if (run is None or previous is None or previous.stream != chunk.desc.stream
-                or previous.seq + 1 != chunk.desc.seq or len(run.chunks) >= plan.limits.pack_chunks
-                or run_bytes + chunk.desc.size > plan.limits.pack_bytes):
+        if run is None or not _extends(run, run_bytes, chunk, plan):
             run = _Job([], [], resume=False)
             run_bytes = 0
             jobs.append(run)
@@ -127,6 +124,14 @@ def _jobs(writer: BundleWriter, plan: Plan, todo: list[PlannedChunk]) -> list[_J
         run.targets.append(target)
         run_bytes += chunk.desc.size
     return jobs
+
+
+def _extends(run: _Job, run_bytes: int, chunk: PlannedChunk, plan: Plan) -> bool:
+    """Whether `chunk` can join the pack `run`: the next seq of its stream, within the limits."""
+    last = run.chunks[-1].desc
+    return (last.stream == chunk.desc.stream and last.seq + 1 == chunk.desc.seq
+            and len(run.chunks) < plan.limits.pack_chunks
+            and run_bytes + chunk.desc.size <= plan.limits.pack_bytes)
 
 
 def _run_job(reader: Reader, writer: BundleWriter, encounter_id: str, job: _Job,

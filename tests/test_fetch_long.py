@@ -89,3 +89,25 @@ def test_fetch_waits_out_too_many_requests_says_so_and_finishes(make_server,
     assert made["GET /v1/encounters/{id}/streams/audio/pack"] >= 1
     limited = server.output()[start:].count('" 429 ')
     assert limited >= 1  # it was refused, waited, and came back
+
+
+def test_runs_longer_than_a_pack_are_fetched_in_several(make_server, tmp_path: Path) -> None:
+    server = make_server()
+    phone = tmp_path / "phone"
+    assert safehold("device", "register", "--server", server.url, "--state", phone
+                    ).returncode == 0
+    many = os.urandom(300 * CHUNK)  # 300 chunks: more than the 256 of a pack
+    large = os.urandom(5 * 3_900_000)  # 5 chunks of 3.9 MB: more than the 16 MiB of a pack
+    for media, chunk_bytes, packs in ((many, CHUNK, 2), (large, 3_900_000, 2)):
+        encounter = record(phone, tmp_path, media, chunk_bytes)
+        start = log_offset(server)
+        bundle = tmp_path / encounter
+        fetched = safehold("fetch", encounter, "-o", bundle, "--state", phone)
+        assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+        assert "Result     OK: nothing was altered" in fetched.stdout
+        assert requests_since(server, start)["GET /v1/encounters/{id}/streams/audio/pack"] \
+            == packs
+        out = tmp_path / f"{encounter}-out"
+        assert safehold("decrypt", bundle, "-i", phone / "recovery.key", "-o", out
+                        ).returncode == 0
+        assert (out / "audio.bin").read_bytes() == media
