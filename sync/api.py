@@ -285,7 +285,10 @@ class RateWait:
         seconds = refusal.retry_after if refusal.retry_after is not None \
             else min(2.0 ** waits, 60.0)
         if seconds > self.max_wait:
-            return False
+            raise ServerRefusal(refusal.status, refusal.code,
+                                f"{refusal.message} (a wait of {seconds:g} s is longer than the "
+                                f"{self.max_wait:g} s waited at once; try again later)",
+                                retry_after=refusal.retry_after)
         self.on_wait(seconds, refusal)
         self.sleep(seconds)
         return True

@@ -241,3 +241,15 @@ def refuse_encounter(message: str) -> Rule:
         return False
 
     return rule
+
+
+def too_many_requests(retry_after: str) -> Rule:
+    """Every request refused with 429 and the given Retry-After."""
+
+    def rule(handler: Handler) -> bool:
+        handler.send(429, json.dumps({"error": {
+            "code": "rate_limited", "message": f"retry after {retry_after} seconds."}}).encode(),
+            {"Content-Type": "application/json", "Retry-After": retry_after})
+        return True
+
+    return rule

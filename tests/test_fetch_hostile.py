@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from hostilekit import (
     read_key,
     refuse_encounter,
     rewritten_log,
+    too_many_requests,
 )
 
 from crypto.descriptor import TYPE_TAG as CHUNK_TAG
@@ -241,3 +243,15 @@ def test_a_resumed_chunk_is_cut_off_at_its_signed_size(recorded: Recorded, hosti
         "expected; cut off there" in stderr[0]
     assert part.stat().st_size <= size and not age_file.exists()
     assert peak < RSS_BOUND
+
+
+def test_a_wait_longer_than_five_minutes_is_not_slept_through(recorded: Recorded,
+                                                             hostile) -> None:
+    hostile([too_many_requests("86400")])
+    started = time.monotonic()
+    code, stderr, _peak = fetch(recorded)
+    assert time.monotonic() - started < 30
+    assert code == 3, stderr
+    assert stderr == ["safehold: server refused (429 rate_limited): retry after 86400 seconds. "
+                      "(a wait of 86400 s is longer than the 300 s waited at once; try again "
+                      "later)"]
