@@ -183,7 +183,7 @@ def test_descriptors_are_checked_before_any_body_is_asked_for(
     proxy = hostile(rules)
     code, stderr, peak = fetch(recorded)
     assert code == 1, stderr
-    limit = 4 * 1024 * 1024 if advertised is None else 256 * 1024 * 1024
+    limit = 4 * 1024 * 1024 if advertised is None else 64 * 1024 * 1024
     assert any(line.startswith("safehold: refused: audio seq 1 (log leaf ")
                and line.endswith(f"its descriptor claims 1099511627776 bytes, more than the "
                                  f"server's chunk limit of {limit}; not downloaded")

@@ -11,14 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sync.bundle_limits import MAX_CHUNK_FILE
+
 MIB = 1024 * 1024
-HARD_MAX_CHUNK_BYTES = 256 * MIB  # no chunk limit a server advertises is believed beyond this
+# No chunk limit a server advertises is believed beyond the largest chunk file a bundle may hold
+# (verify would refuse the bundle anyway).
+HARD_MAX_CHUNK_BYTES = MAX_CHUNK_FILE
 DEFAULT_MAX_CHUNK_BYTES = 4 * MIB  # a server that advertises none: the server's default
 MAX_LOG_SIZE = 1 << 20  # leaves of one encounter's log (a 2-hour recording makes ~20 000)
 MAX_LEAF_BYTES = 16 * 1024  # a descriptor or access note is ~400 bytes
 MAX_LOG_BYTES = 256 * MIB  # all leaves of one log together, as held in memory
 MAX_PROOF_HASHES = 64  # an RFC 9162 proof of a tree below 2^63 leaves has at most 2 x 63
-MAX_NOTE_CHARS = 8192  # a signed checkpoint or descriptor note
+MAX_NOTE_CHARS = 64 * 1024  # a signed checkpoint (with cosignatures) or descriptor note
 
 
 @dataclass(frozen=True)
