@@ -206,6 +206,9 @@ def byte_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Plan], No
         yield bar.update, planned, note
 
 
+REFUSALS_SHOWN = 20  # a hostile log may hold a million bad leaves; name the first ones
+
+
 def _note(line: str) -> None:
     """One line on stderr, escaped like everything else printed (it may quote the server)."""
     print(f"safehold: {safe_text(line)}", file=sys.stderr, flush=True)
@@ -253,6 +256,9 @@ def fetch(args: argparse.Namespace) -> int:
     with open_bundle(args.output) as bundle:
         verification = run_verification(bundle)
     say(verification_text(verification).rstrip("\n"))
-    for refused in result.refused:  # the server's log names chunks fetch would not download
+    for refused in result.refused[:REFUSALS_SHOWN]:  # chunks fetch would not download
         _note(f"refused: {refused}")
+    if len(result.refused) > REFUSALS_SHOWN:
+        _note(f"refused: {len(result.refused) - REFUSALS_SHOWN} more chunks, for the same "
+              "reasons (not downloaded)")
     return EXIT_OK if verification.ok and not result.refused else EXIT_VERIFY

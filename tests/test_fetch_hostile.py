@@ -255,3 +255,24 @@ def test_a_wait_longer_than_five_minutes_is_not_slept_through(recorded: Recorded
     assert stderr == ["safehold: server refused (429 rate_limited): retry after 86400 seconds. "
                       "(a wait of 86400 s is longer than the 300 s waited at once; try again "
                       "later)"]
+
+
+def test_a_flood_of_untrusted_chunks_is_named_in_a_few_lines(recorded: Recorded,
+                                                            hostile) -> None:
+    stranger = generate_signing_key("device-stranger")
+
+    def flood(leaves: list[bytes]) -> list[bytes]:
+        model = next(ChunkDescriptor.parse(split_note(leaf.decode())[0]) for leaf in leaves
+                     if leaf.startswith(CHUNK_TAG.encode()))
+        return leaves + [sign_descriptor(dataclasses.replace(model, seq=100 + n, final=False),
+                                         stranger).encode() for n in range(25)]
+
+    server = recorded.server
+    hostile([rewritten_log(read_key(server.data_dir / "server.key"), server.name, flood)])
+    code, stderr, _peak = fetch(recorded)
+    assert code == 1, stderr
+    refused = [line for line in stderr if line.startswith("safehold: refused: ")]
+    assert len(refused) == 21, stderr
+    assert refused[-1] == "safehold: refused: 5 more chunks, for the same reasons (not " \
+        "downloaded)"
+    assert len(list((recorded.bundle / "chunks").glob("*/*.age"))) >= 4  # the true ones
