@@ -45,7 +45,7 @@ PACK_BODY = {"type": "string", "format": "binary"}
 @blp.route("/receipts")
 class Receipts(MethodView):
     @reader_endpoint(blp)
-    @refusals(blp, 404)
+    @refusals(blp, 404, 410)
     @blp.arguments(ReceiptsQuerySchema, location="query")
     @blp.response(200, ReceiptsPageSchema)
     def get(self, query: dict[str, Any], encounter_id: str) -> dict[str, Any]:
@@ -64,7 +64,7 @@ class Receipts(MethodView):
 @blp.route("/streams/<stream:stream>/pack")
 class ChunkPack(MethodView):
     @reader_endpoint(blp)
-    @refusals(blp, 400, 404)
+    @refusals(blp, 400, 404, 410)
     @blp.arguments(PackQuerySchema, location="query")
     @blp.response(200, PACK_BODY, content_type="application/octet-stream",
                   description="the age files of seqs [start, end), concatenated in seq order")
