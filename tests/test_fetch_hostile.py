@@ -276,3 +276,21 @@ def test_a_flood_of_untrusted_chunks_is_named_in_a_few_lines(recorded: Recorded,
     assert refused[-1] == "safehold: refused: 5 more chunks, for the same reasons (not " \
         "downloaded)"
     assert len(list((recorded.bundle / "chunks").glob("*/*.age"))) >= 4  # the true ones
+
+
+def test_a_part_longer_than_its_chunk_is_started_over(recorded: Recorded) -> None:
+    """What an endless body left behind before fetch had bounds: not continued, not hashed."""
+    first, _peak = run_measured("fetch", recorded.encounter, "-o", recorded.bundle, "--state",
+                                recorded.phone)
+    assert first.returncode == 0, first.stderr
+    age_file = recorded.bundle / "chunks" / "audio" / "00000001.age"
+    good = age_file.read_bytes()
+    part = age_file.with_name(age_file.name + ".part")
+    part.write_bytes(b"\0" * (10 * 1024 * 1024))
+    age_file.unlink()
+    (recorded.bundle / "manifest.json").unlink()
+    again, _peak = run_measured("fetch", recorded.encounter, "-o", recorded.bundle, "--state",
+                                recorded.phone)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"(1 downloaded now, {len(good)} bytes" in again.stdout
+    assert age_file.read_bytes() == good and not part.exists()

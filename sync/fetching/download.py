@@ -54,7 +54,9 @@ class _PartFile:
         self.target = target
         self.hash = hashlib.sha256()
         self.have = 0
-        if keep and target.part.exists():
+        # A `.part` longer than the chunk is not ours to continue (an older fetch, or junk).
+        keep = keep and target.part.exists() and target.part.stat().st_size <= target.desc.size
+        if keep:
             with open(target.part, "rb") as done:
                 while block := done.read(RANGE_BYTES):
                     self.hash.update(block)
@@ -148,9 +150,6 @@ def download_rest(api: ApiClient, encounter_id: str, target: Target,
     """Continue a chunk's `.part` with Range requests; the bytes written now."""
     desc = target.desc
     part = _PartFile(target, keep=True)
-    if part.missing < 0:  # longer than the descriptor says: not ours to continue
-        part.out.close()
-        part = _PartFile(target, keep=False)
     got = 0
     try:
         while part.missing > 0:
