@@ -75,8 +75,14 @@ class Plan:
         return [p.desc for p in self.planned]
 
 
-def trusted_server(reader: Reader) -> tuple[str, str, Limits]:
-    """The server's name, key and limits; the name must match the URL, the key the pinned one."""
+def trusted_server(reader: Reader) -> tuple[str, str]:
+    """The server's name and key; the name must match the URL, the key the pinned one."""
+    name, key, _limits = trusted_server_and_limits(reader)
+    return name, key
+
+
+def trusted_server_and_limits(reader: Reader) -> tuple[str, str, Limits]:
+    """`trusted_server`, and the limits the server advertises (held to the client's caps)."""
     info = reader.api.server_info()
     name, key = str(info.get("name")), str(info.get("server_key"))
     if name != server_name_of(reader.server_url):
@@ -147,7 +153,7 @@ def _leaf_of(item: Any, index: int, encounter_id: str) -> bytes:
 
 def plan_fetch(reader: Reader, encounter_id: str) -> Plan:
     """The latest checkpoint (verified) and every leaf under it (checked against its root)."""
-    name, key, limits = trusted_server(reader)
+    name, key, limits = trusted_server_and_limits(reader)
     note, checkpoint = latest_checkpoint(reader, encounter_id, name, key)
     leaves = fetch_leaves(reader, encounter_id, checkpoint.size, limits.leaves_per_page)
     tree = SubtreeRoots([leaf_hash(leaf) for leaf in leaves])
