@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="BUNDLE",
                    help="a new folder for the bundle (run the same fetch again to resume)")
     p.add_argument("--zip", action="store_true", help="also write BUNDLE.zip to carry offline")
+    p.epilog = ("waits as long as the server asks after \"too many requests\" (up to 300 s at\n"
+                "a time) and says so on stderr.\n"
+                "exit codes: 0 fetched and verified, 1 what the server sent fails a check (a\n"
+                "            signature, a digest, a bound: see the line on stderr) or the bundle\n"
+                "            does not verify, 2 usage, 3 server unreachable or refused")
     p = _cmd(sub, "verify", "cli.legal:verify", "check a bundle; no key needed")
     p.epilog = ("exit codes: 0 nothing was altered, 1 something was altered or fails to verify,\n"
                 "            2 usage (no such file, not a bundle)")
