@@ -7,12 +7,14 @@ note body is five lines, each ending in "\\n", in exactly this order:
     safehold.access/v1
     encounter <lowercase uuid>
     contact <lowercase uuid: the contact's id>
-    what <list | log | chunk <stream>/<seq> | descriptor <stream>/<seq>>
+    what <list | log | chunk <stream>/<seqs> | descriptor <stream>/<seqs>>
     time <server time, RFC 3339 UTC with milliseconds>
 
 `what`: `list` = the encounter and which chunks it holds; `log` = checkpoints, proofs or
-leaves of its log; `chunk` = a chunk's bytes (whole or a range); `descriptor` = a chunk's
-receipt and signed descriptor. Parsing is strict: one record, one encoding.
+leaves of its log; `chunk` = a chunk's bytes (whole or a byte range); `descriptor` = a chunk's
+receipt and signed descriptor. `<seqs>` is one seq, or `<first>-<last>` (first < last) for a
+batch read of that stream's stored chunks from first to last inclusive: one record per request,
+however many chunks it served. Parsing is strict: one record, one encoding.
 """
 
 from __future__ import annotations
@@ -29,15 +31,21 @@ TYPE_TAG = "safehold.access/v1"
 FIELDS = ("encounter", "contact", "what", "time")
 WHAT_LIST = "list"
 WHAT_LOG = "log"
-_SLOT_WHAT = re.compile(r"(chunk|descriptor) ([^ /]+)/([^ /]+)")
+_SLOT_WHAT = re.compile(r"(chunk|descriptor) ([^ /]+)/([^ /-]+)(?:-([^ /-]+))?")
 
 
-def what_chunk(stream: str, seq: int) -> str:
-    return check_what(f"chunk {stream}/{seq}")
+def _seqs(first: int, last: int | None) -> str:
+    return str(first) if last is None or last == first else f"{first}-{last}"
 
 
-def what_descriptor(stream: str, seq: int) -> str:
-    return check_what(f"descriptor {stream}/{seq}")
+def what_chunk(stream: str, seq: int, last: int | None = None) -> str:
+    """A chunk's bytes; with `last`, a batch of the stream's chunks `seq` to `last`."""
+    return check_what(f"chunk {stream}/{_seqs(seq, last)}")
+
+
+def what_descriptor(stream: str, seq: int, last: int | None = None) -> str:
+    """A chunk's receipt; with `last`, a batch of the stream's receipts `seq` to `last`."""
+    return check_what(f"descriptor {stream}/{_seqs(seq, last)}")
 
 
 def check_what(value: object) -> str:
@@ -46,9 +54,12 @@ def check_what(value: object) -> str:
         return str(value)
     match = _SLOT_WHAT.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise MalformedError(f"what must be list, log, chunk S/N or descriptor S/N: {value!r}")
+        raise MalformedError(f"what must be list, log, chunk S/N[-M] or descriptor S/N[-M]: "
+                             f"{value!r}")
     check_stream(match.group(2))
-    check_seq(parse_seq(match.group(3)))
+    first = check_seq(parse_seq(match.group(3)))
+    if match.group(4) is not None and check_seq(parse_seq(match.group(4))) <= first:
+        raise MalformedError(f"a range of seqs must go up: {value!r}")
     return str(value)
 
 

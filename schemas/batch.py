@@ -1,5 +1,5 @@
-"""Query strings and bodies of the batch reads a fetch uses: receipts by the page and chunk
-bodies by the pack (many chunks of one stream in one response)."""
+"""Query strings and bodies of the batch reads a fetch uses: a stream's receipts by the page
+and its chunks' bodies by the pack (many chunks in one response)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ MAX_PACK_BYTES = 16 * 1024 * 1024  # a pack of one chunk is always allowed, what
 
 
 class ReceiptsQuerySchema(Schema):
-    start = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**62),
-                           metadata={"description": "first log leaf index to look from"})
+    start = fields.Integer(load_default=0, validate=validate.Range(min=0, max=SEQ_MAX),
+                           metadata={"description": "first seq to look from"})
     limit = fields.Integer(load_default=MAX_RECEIPTS_PER_PAGE,
                            validate=validate.Range(min=1, max=MAX_RECEIPTS_PER_PAGE),
                            metadata={"description": "at most this many receipts"})
@@ -25,7 +25,7 @@ class ReceiptsQuerySchema(Schema):
 
 class ReceiptsPageSchema(Schema):
     receipts = fields.List(fields.Nested(ReceiptWithDescriptorSchema), required=True,
-                           metadata={"description": "in log order (by leaf_index)"})
+                           metadata={"description": "in seq order"})
     next = fields.Integer(required=True, allow_none=True,
                           metadata={"description": "`start` of the next page; null: no more"})
 

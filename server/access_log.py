@@ -5,9 +5,8 @@ handler made its (successful) response and before it is sent, `record_contact_re
 one transaction: the access row (who, what, when) the owner lists, and the same fact as a
 server-signed `safehold.access/v1` leaf appended to the encounter's Merkle log with a new signed
 checkpoint (one leaf per request). A batch read (server/api/batch.py: many receipts, or many
-chunks' bytes, in one response) records one leaf per chunk it served, named exactly as the
-single read of that chunk would be, under one new checkpoint. If that fails the contact gets a
-500 and not the data: no read goes unrecorded.
+chunks' bytes, of one stream in one response) names the range of seqs it served in its one
+leaf. If that fails the contact gets a 500 and not the data: no read goes unrecorded.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ log = logging.getLogger("safehold.server")
 
 # endpoint -> how its reads are named in the log (`what`); see crypto/access.py
 _WHAT_BY_ENDPOINT = {"encounters.EncounterById": WHAT_LIST}
-CONTACT_BATCH_READS = "safehold_contact_batch_reads"  # flask.g: the `what` of each batch read
+CONTACT_BATCH_READ = "safehold_contact_batch_read"  # flask.g: how a batch read names itself
 
 
 def what_of(endpoint: str | None, view_args: dict[str, Any] | None) -> str:
@@ -51,47 +50,36 @@ def what_of(endpoint: str | None, view_args: dict[str, Any] | None) -> str:
     return _WHAT_BY_ENDPOINT.get(str(endpoint), WHAT_LIST)
 
 
-def note_batch_read(whats: list[str]) -> None:
-    """Name each read of a batch response (in order) for `record_contact_read`; an empty batch
-    still told the contact which chunks there are (`list`)."""
+def note_batch_read(what: str) -> None:
+    """Name a batch response's read (a range of seqs) for `record_contact_read`."""
     if has_request_context():
-        setattr(g, CONTACT_BATCH_READS, list(whats) or [WHAT_LIST])
+        setattr(g, CONTACT_BATCH_READ, what)
 
 
 def record_access(svc: Services, contact_id: str, encounter_id: str, what: str) -> AccessEntry:
     """Append the read to the encounter's log (signed leaf + checkpoint) and the access table."""
-    return record_accesses(svc, contact_id, encounter_id, [what])[0]
-
-
-def record_accesses(svc: Services, contact_id: str, encounter_id: str,
-                    whats: list[str]) -> list[AccessEntry]:
-    """Append one signed leaf per read, then one checkpoint over them, in one transaction."""
-    entries = []
     with svc.store.write() as tx:
         at = iso(svc.now())
-        frontier = tx.frontier(encounter_id)
-        for what in whats:
-            leaf = sign_access(AccessRecord(encounter_id, contact_id, what, at),
-                               svc.signing_key).encode("utf-8")
-            frontier, _proof = frontier.append(leaf_hash(leaf))
-            tx.append_leaf(encounter_id, leaf_hash(leaf), leaf, frontier)
-            entry = AccessEntry(encounter_id, contact_id, what, at, frontier.size - 1)
-            tx.insert_access(entry)
-            entries.append(entry)
+        leaf = sign_access(AccessRecord(encounter_id, contact_id, what, at),
+                           svc.signing_key).encode("utf-8")
+        frontier, _proof = tx.frontier(encounter_id).append(leaf_hash(leaf))
         checkpoint = signed_checkpoint(svc, encounter_id, frontier.size, frontier.root())
+        tx.append_leaf(encounter_id, leaf_hash(leaf), leaf, frontier)
         tx.insert_checkpoint(encounter_id, checkpoint, at)
-    return entries
+        entry = AccessEntry(encounter_id, contact_id, what, at, frontier.size - 1)
+        tx.insert_access(entry)
+    return entry
 
 
 def record_contact_read(response: Response) -> Response:
     """after_request: record a contact's successful read, or refuse to send it."""
     encounter_id = g.pop(CONTACT_READ, None)
-    whats = g.pop(CONTACT_BATCH_READS, None)
+    batch = g.pop(CONTACT_BATCH_READ, None)
     if encounter_id is None or response.status_code >= 400:
         return response
     try:
-        record_accesses(services(), g.caller.contact_id, encounter_id,
-                        whats or [what_of(request.endpoint, request.view_args)])
+        record_access(services(), g.caller.contact_id, encounter_id,
+                      batch or what_of(request.endpoint, request.view_args))
     except Exception:
         log.exception("could not record a contact's read; the data was not sent")
         return envelope(500, "internal_error", "The read could not be recorded in the access "

@@ -87,18 +87,12 @@ class EncounterQueries:
                       "AND seq = ?", [encounter_id, stream, seq])
         return ChunkRecord.from_row(row) if row else None
 
-    def chunks_from_leaf(self, encounter_id: str, start: int, limit: int) -> list[ChunkRecord]:
-        """Up to `limit` chunks whose log leaf index is `start` or later, in log order."""
-        rows = self.db.query("SELECT * FROM chunks WHERE encounter_id = ? AND leaf_index >= ? "
-                             "ORDER BY leaf_index LIMIT ?", [encounter_id, start, limit])
-        return [ChunkRecord.from_row(row) for row in rows]
-
-    def chunk_run(self, encounter_id: str, stream: str, start: int,
-                  end: int) -> list[ChunkRecord]:
-        """The stored chunks of seqs [start, end) of one stream, in seq order."""
+    def chunk_run(self, encounter_id: str, stream: str, start: int, end: int,
+                  limit: int | None = None) -> list[ChunkRecord]:
+        """The stored chunks of seqs [start, end) of one stream in seq order (at most `limit`)."""
         rows = self.db.query("SELECT * FROM chunks WHERE encounter_id = ? AND stream = ? "
-                             "AND seq >= ? AND seq < ? ORDER BY seq",
-                             [encounter_id, stream, start, end])
+                             "AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?",
+                             [encounter_id, stream, start, end, -1 if limit is None else limit])
         return [ChunkRecord.from_row(row) for row in rows]
 
     def insert_chunk(self, chunk: ChunkRecord) -> None:

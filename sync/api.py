@@ -235,10 +235,10 @@ class ApiClient:
                          params={"start": start, "end": end})
         return list(body["leaves"])
 
-    def receipts(self, encounter_id: str, start: int, limit: int) -> dict[str, Any]:
-        """A page of receipts with descriptors, from log leaf `start`: {receipts, next}."""
-        return self.json("GET", f"/v1/encounters/{_seg(encounter_id)}/receipts", auth=True,
-                         params={"start": start, "limit": limit})
+    def receipts(self, encounter_id: str, stream: str, start: int, limit: int) -> dict[str, Any]:
+        """A page of a stream's receipts with descriptors, from seq `start`: {receipts, next}."""
+        return self.json("GET", f"/v1/encounters/{_seg(encounter_id)}/streams/{_seg(stream)}"
+                         "/receipts", auth=True, params={"start": start, "limit": limit})
 
     def changes(self, cursor: str | None, limit: int = 500) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}

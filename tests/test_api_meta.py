@@ -63,7 +63,7 @@ CONTACT_OPERATIONS = {  # issue 4: trusted contacts (tests/test_contacts_*.py)
     ("GET", "/v1/encounters/{encounter_id}/access-log"),
 }
 BATCH_OPERATIONS = {  # issue 9: long fetches in few requests (tests/test_fetch_batch.py)
-    ("GET", "/v1/encounters/{encounter_id}/receipts"),
+    ("GET", "/v1/encounters/{encounter_id}/streams/{stream}/receipts"),
     ("GET", "/v1/encounters/{encounter_id}/streams/{stream}/pack"),
 }
 DELETION_OPERATIONS = {  # issue 4: delayed, holdable deletion (tests/test_deletion.py)

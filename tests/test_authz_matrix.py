@@ -147,7 +147,7 @@ ENDPOINTS = [
     Endpoint("GET", LOG + "/consistency?first=1&second=1", "read"),
     Endpoint("GET", LOG + "/inclusion?index=0&tree_size=1", "read"),
     Endpoint("GET", LOG + "/leaves?start=0&end=1", "read"),
-    Endpoint("GET", "/v1/encounters/{e}/receipts", "read"),  # batch reads (issue 9)
+    Endpoint("GET", "/v1/encounters/{e}/streams/audio/receipts", "read"),  # batch (issue 9)
     Endpoint("GET", "/v1/encounters/{e}/streams/audio/pack?start=0&end=1", "read"),
     Endpoint("PUT", "/v1/encounters/{e}", "write", 200, "put_encounter"),
     Endpoint("PUT", "/v1/encounters/{e}/streams/audio/chunks/0", "write", 200, "chunk"),

@@ -129,7 +129,8 @@ def test_access_record_text_and_signed_leaf() -> None:
     assert open_access(leaf, verifier_key(SERVER_KEY)) == RECORD
     with pytest.raises(BadSignature):
         open_access(leaf, verifier_key(generate_signing_key("safehold.example.org")))
-    for what in ("list", "log", "descriptor log/0", "chunk video/4294967295"):
+    for what in ("list", "log", "descriptor log/0", "chunk video/4294967295",
+                 "chunk audio/0-255", "descriptor video/7-4294967295"):  # batch reads: a range
         assert AccessRecord.parse(replace(RECORD, what=what).text()).what == what
 
 
@@ -138,6 +139,11 @@ def test_access_record_text_and_signed_leaf() -> None:
     lambda t: t.replace("what chunk audio/7", "what everything"),
     lambda t: t.replace("what chunk audio/7", "what chunk Audio/7"),
     lambda t: t.replace("what chunk audio/7", "what chunk audio/7/8"),
+    lambda t: t.replace("what chunk audio/7", "what chunk audio/7-7"),  # a range goes up
+    lambda t: t.replace("what chunk audio/7", "what chunk audio/9-7"),
+    lambda t: t.replace("what chunk audio/7", "what chunk audio/7-08"),
+    lambda t: t.replace("what chunk audio/7", "what chunk audio/7-8-9"),
+    lambda t: t.replace("what chunk audio/7", "what chunk audio/7-4294967296"),
     lambda t: t.replace("contact 0b6e", "contact 0B6E"),
     lambda t: t.replace("time 2026-11-28T03:31:00.000Z", "time 2026-11-28T03:31:00Z"),
     lambda t: t.replace("safehold.access/v1", "safehold.access/v2"),

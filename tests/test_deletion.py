@@ -151,7 +151,7 @@ def test_deletion_goes_through_after_the_delay(server: AppServer,
     assert checkpoint.size == tombstone["tree_size"] >= before_size  # contact reads add leaves
     assert tombstone["deleted_at"] == "2026-12-01T04:30:00.000Z"
     for path in (chunk_path(encounter, "audio", 0), f"/v1/encounters/{encounter}/log/checkpoint",
-                 f"/v1/encounters/{encounter}/receipts",  # and the batch reads (issue 9)
+                 f"/v1/encounters/{encounter}/streams/audio/receipts",  # batch reads
                  f"/v1/encounters/{encounter}/streams/audio/pack?start=0&end=1"):
         assert error_of(owner.call("GET", path)) == (410, "deleted")
         assert error_of(family.call("GET", path)) == (410, "deleted")

@@ -1,14 +1,16 @@
 """Batch reads for fetching a whole encounter in few requests (docs/protocol.md, batch reads).
 
-- `GET /v1/encounters/{id}/receipts`: the receipts (with signed descriptors) of many chunks,
-  paged in log order — what `GET .../chunks/{seq}/receipt` answers for one.
+- `GET /v1/encounters/{id}/streams/{stream}/receipts`: the receipts (with signed descriptors)
+  of many chunks of a stream, paged in seq order — what `GET .../chunks/{seq}/receipt` answers
+  for one.
 - `GET /v1/encounters/{id}/streams/{stream}/pack?start=&end=`: the bytes of seqs [start, end)
   of one stream, one age file after the other in seq order. Each chunk's size is in its signed
   descriptor, so the reader splits the pack and checks every SHA-256 itself.
 
 Who may read is decided exactly as for the single reads (server/access.py), and a trusted
-contact's batch read is logged as the single reads it replaces would be: one access leaf per
-chunk served (`descriptor S/N`, `chunk S/N`) — server/access_log.py.
+contact's batch read is logged like a single read: one access leaf per request, naming the
+stream and the seqs it served (`descriptor S/A-B`, `chunk S/A-B`) — server/access_log.py. So a
+contact's reads grow the log no faster than before batching, however much each one serves.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from crypto.access import what_chunk, what_descriptor
+from crypto.access import WHAT_LIST, what_chunk, what_descriptor
 from schemas.batch import (
     MAX_PACK_BYTES,
     PackQuerySchema,
     ReceiptsPageSchema,
     ReceiptsQuerySchema,
 )
+from schemas.common import SEQ_MAX
 from server.access import readable_encounter
 from server.access_log import note_batch_read
 from server.api.chunks import receipt_body
@@ -42,23 +45,26 @@ blp = Blueprint("batch", __name__, url_prefix="/v1/encounters/<uuid_lower:encoun
 PACK_BODY = {"type": "string", "format": "binary"}
 
 
-@blp.route("/receipts")
+@blp.route("/streams/<stream:stream>/receipts")
 class Receipts(MethodView):
     @reader_endpoint(blp)
     @refusals(blp, 404, 410)
     @blp.arguments(ReceiptsQuerySchema, location="query")
     @blp.response(200, ReceiptsPageSchema)
-    def get(self, query: dict[str, Any], encounter_id: str) -> dict[str, Any]:
-        """Receipts and signed descriptors of the chunks at log leaf `start` or later, in log
+    def get(self, query: dict[str, Any], encounter_id: str, stream: str) -> dict[str, Any]:
+        """Receipts and signed descriptors of one stream's chunks from seq `start` on, in seq
         order, at most `limit` (500); `next` is where the next page starts."""
         limit = query["limit"]
         with services().store.read() as tx:
             readable_encounter(tx, caller(), encounter_id)
-            records = tx.chunks_from_leaf(encounter_id, query["start"], limit)
-        note_batch_read([what_descriptor(r.stream, r.seq) for r in records])
-        more = len(records) == limit
+            records = tx.chunk_run(encounter_id, stream, query["start"], SEQ_MAX + 1, limit)
+        if records:
+            note_batch_read(what_descriptor(stream, records[0].seq, records[-1].seq))
+        else:
+            note_batch_read(WHAT_LIST)  # it learnt only that there is nothing more
+        more = len(records) == limit and records[-1].seq < SEQ_MAX
         return {"receipts": [{**receipt_body(r), "descriptor": r.descriptor} for r in records],
-                "next": records[-1].leaf_index + 1 if more else None}
+                "next": records[-1].seq + 1 if more else None}
 
 
 @blp.route("/streams/<stream:stream>/pack")
@@ -76,7 +82,7 @@ class ChunkPack(MethodView):
             readable_encounter(tx, caller(), encounter_id)
             records = tx.chunk_run(encounter_id, stream, start, end)
         _check_run(records, stream, start, end)
-        note_batch_read([what_chunk(r.stream, r.seq) for r in records])
+        note_batch_read(what_chunk(stream, start, end - 1))
         response = Response(_bodies(services().blobs, records),
                             mimetype="application/octet-stream")
         response.headers["Content-Length"] = str(sum(r.size for r in records))

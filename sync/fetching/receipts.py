@@ -1,5 +1,6 @@
-"""Each planned chunk's receipt and descriptor, by the page (GET /v1/encounters/{id}/receipts)
-rather than one request per chunk; every field checked for shape and bounded before it is kept.
+"""Each planned chunk's receipt and descriptor, a stream's by the page (GET
+/v1/encounters/{id}/streams/{stream}/receipts) rather than one request per chunk; every field
+checked for shape and bounded before it is kept.
 
 A receipt's descriptor must be the very note the log holds at its leaf index (the plan checked
 that note's signature); `safehold verify` then checks each receipt's checkpoint and inclusion
@@ -55,17 +56,31 @@ def _matched(receipt: dict[str, Any], note: str, chunk: PlannedChunk) -> dict[st
 
 def fetch_receipts(reader: Reader, plan: Plan, encounter_id: str,
                    wanted: list[PlannedChunk]) -> dict[int, dict[str, Any]]:
-    """Receipts of `wanted`, by leaf index: pages in log order from the first wanted leaf, and
-    one request each for any a page left out."""
-    if not wanted:
-        return {}
-    by_index = {chunk.index: chunk for chunk in wanted}
+    """Receipts of `wanted`, by leaf index: each stream's pages in seq order from its first
+    wanted seq, and one request each for any a page left out."""
     found: dict[int, dict[str, Any]] = {}
-    start: int | None = min(by_index)
-    last = max(by_index)
+    streams: dict[str, dict[int, PlannedChunk]] = {}
+    for chunk in wanted:
+        streams.setdefault(chunk.desc.stream, {})[chunk.desc.seq] = chunk
+    for stream, by_seq in streams.items():
+        _pages(reader, plan, encounter_id, stream, by_seq, found)
+    for chunk in wanted:
+        if chunk.index not in found:  # a page left it out: ask for it alone
+            desc = chunk.desc
+            receipt, note = receipt_of(reader.api.chunk_receipt(encounter_id, desc.stream,
+                                                                desc.seq))
+            found[chunk.index] = _matched(receipt, note, chunk)
+    return found
+
+
+def _pages(reader: Reader, plan: Plan, encounter_id: str, stream: str,
+           by_seq: dict[int, PlannedChunk], found: dict[int, dict[str, Any]]) -> None:
+    """One stream's receipts, page by page; every page must move forward and stay in bounds."""
+    start: int | None = min(by_seq)
+    last = max(by_seq)
     per_page = plan.limits.receipts_per_page
     while start is not None and start <= last:
-        page = reader.api.receipts(encounter_id, start, per_page)
+        page = reader.api.receipts(encounter_id, stream, start, per_page)
         items, after = page.get("receipts"), page.get("next")
         if not isinstance(items, list) or len(items) > per_page:
             raise UntrustedServer(f"the server sent a page of receipts longer than the "
@@ -73,20 +88,14 @@ def fetch_receipts(reader: Reader, plan: Plan, encounter_id: str,
         previous = start - 1
         for item in items:
             receipt, note = receipt_of(item)
-            index = receipt["leaf_index"]
-            if index <= previous:
-                raise UntrustedServer("the server sent receipts out of log order")
-            previous = index
-            if index in by_index:
-                found[index] = _matched(receipt, note, by_index[index])
+            seq = receipt["seq"]
+            if receipt["stream"] != stream or seq <= previous:
+                raise UntrustedServer(f"the server sent receipts of {stream} out of seq order "
+                                      "or of another stream")
+            previous = seq
+            if seq in by_seq:
+                found[by_seq[seq].index] = _matched(receipt, note, by_seq[seq])
         if after is not None and (not isinstance(after, int) or isinstance(after, bool)
                                   or after <= previous or after <= start):
             raise UntrustedServer("the server's page of receipts points back, not forward")
         start = after
-    for index, chunk in by_index.items():
-        if index not in found:  # a page left it out: ask for it alone
-            desc = chunk.desc
-            receipt, note = receipt_of(reader.api.chunk_receipt(encounter_id, desc.stream,
-                                                                desc.seq))
-            found[index] = _matched(receipt, note, chunk)
-    return found
