@@ -132,6 +132,8 @@ class ApiClient:
                 else:
                     _pour(response, sink, max_bytes, f"{method} {path}")
                     body = b""
+            # What was read (within its bound) becomes the body that .content and .json()
+            # give, as if requests had read it: callers stay as they are.
             response._content = body
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema) as exc:
