@@ -9,11 +9,12 @@ fetches one encounter each way, into a fresh bundle folder, 4 downloads at a tim
 
 - before: leaves by the page, then per chunk its receipt and its bytes (one request each; none
   is over 1 MiB), then one consistency proof per receipt's tree size;
-- after:  `sync.fetch.fetch_encounter` (pages of receipts, packs of bodies, proofs computed).
+- after:  `sync.fetch.fetch_encounter` (a stream's receipts by the page, bodies by the pack,
+  consistency proofs computed from the leaves).
 
-Requests are counted from the server's own request log. A contact's every read is an access
-leaf in the log (one per chunk served, both ways), so the server's work per chunk read is the
-same; what differs is the number of requests and round trips.
+Requests are counted from the server's own request log. Every request of a contact is one
+access leaf in the log (a signed leaf and checkpoint in an fsynced transaction), so fewer
+requests also mean less work for the server, not only fewer round trips.
 
     .venv/bin/python bench/fetch.py [--chunks 600] [--audio-kib 32] [--video-kib 192]
 """
