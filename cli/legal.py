@@ -154,26 +154,29 @@ def reader_for(state_dir: Path, encounter_id: str) -> Reader:
         return _contact_reader(state_dir, encounter_id)
     from sync.account import client_for
     from sync.fetch import owner_reader
+    from sync.roster import ensure_roster
     from sync.state import StateFolder
 
     state = StateFolder(state_dir)
     settings = state.require_registered()
-    return owner_reader(client_for(state, settings), settings.server_url, settings.server_key,
-                        settings.device_id, settings.device_key)
+    api = client_for(state, settings)
+    return owner_reader(api, settings.server_url, settings.server_key, settings.device_id,
+                        lambda: ensure_roster(state, settings, api)[0])
 
 
 def _contact_reader(state_dir: Path, encounter_id: str) -> Reader:
-    from crypto.signing import key_name
+    from sync.api import server_name_of
     from sync.contact_client import membership_for
     from sync.contact_state import ContactState
     from sync.fetch import contact_reader
+    from sync.roster import contact_roster
 
     membership, api = membership_for(ContactState(state_dir), encounter_id)
-    # The owner's device keys as the invitation proved them; a device id is its key's name.
-    devices = [{"device_id": key_name(key).removeprefix("device-"), "device_key": key}
-               for key in membership.owner_device_keys]
+    # The owner's roster must begin with exactly the device keys the invitation proved.
+    name = server_name_of(membership.server_url)
     return contact_reader(api, membership.server_url, membership.server_key,
-                          membership.contact_id, devices)
+                          membership.contact_id,
+                          lambda: contact_roster(api, name, membership.owner_device_keys))
 
 
 @contextmanager

@@ -17,6 +17,7 @@ login and the device keys it trusts.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from crypto.descriptor import TYPE_TAG as CHUNK_TAG
 from crypto.descriptor import ChunkDescriptor
 from crypto.errors import CryptoError
 from crypto.merkle import leaf_hash, root_hash
+from crypto.roster import Roster
 from crypto.signing import key_fingerprint, split_note
 from sync.api import ApiClient, server_name_of
 from sync.bundle import (
@@ -59,6 +61,9 @@ class Reader:
     pinned_server_key: str | None  # pinned at registration or join; None: trust on first use
     device_keys: Callable[[], list[dict[str, str]]]  # the recording account's device keys
     who: dict[str, str]  # {"kind": "device" | "contact", "id": ...}, recorded in the manifest
+    # The account's verified device roster (sync/roster.py), carried in the manifest so verify
+    # checks the chain; device_keys are exactly its devices.
+    roster_notes: Callable[[], Sequence[str]] = lambda: []
 
 
 @dataclass
@@ -274,34 +279,36 @@ def _manifest(reader: Reader, plan: Plan, encounter: dict[str, Any]) -> dict[str
                    "fingerprint": key_fingerprint(plan.server_key)},
         "devices": [{"device_id": d["device_id"], "device_key": d["device_key"]}
                     for d in reader.device_keys()],
+        "roster": list(reader.roster_notes()),
         "log": {"tree_size": plan.checkpoint.size},
         "fetched_at": now_rfc3339(),
         "fetched_by": reader.who,
     }
 
 
-def owner_reader(api: ApiClient, server_url: str, server_key: str, device_id: str,
-                 device_key: str) -> Reader:
-    """The owner's device: trusts the server key pinned at registration and its account's
-    device list (every device of the account may have recorded). The list comes from the
-    server; this device's own entry must carry the key this device holds."""
+def _roster_reader(api: ApiClient, server_url: str, server_key: str,
+                   roster: Callable[[], Roster], who: dict[str, str]) -> Reader:
+    verified = functools.cache(roster)  # one roster per fetch, checked once
 
     def devices() -> list[dict[str, str]]:
-        listed = [{"device_id": str(d["device_id"]), "device_key": str(d["device_key"])}
-                  for d in api.account()["devices"]]
-        own = [d for d in listed if d["device_id"] == device_id]
-        if [d["device_key"] for d in own] != [device_key]:
-            raise UntrustedServer(f"the server lists device {device_id} with another key than "
-                                  "the one this device holds; nothing was trusted")
-        return listed
+        return [{"device_id": device_id, "device_key": key}
+                for device_id, key in verified().device_ids().items()]
 
-    return Reader(api, server_url, server_key, devices, {"kind": "device", "id": device_id})
+    return Reader(api, server_url, server_key, devices, who, lambda: verified().notes)
+
+
+def owner_reader(api: ApiClient, server_url: str, server_key: str, device_id: str,
+                 roster: Callable[[], Roster]) -> Reader:
+    """The owner's device: trusts the server key pinned at registration and the devices of
+    the account's roster, verified from the genesis this device pinned (sync/roster.py); a
+    device the server lists outside the roster is trusted by nobody."""
+    return _roster_reader(api, server_url, server_key, roster, {"kind": "device", "id": device_id})
 
 
 def contact_reader(api: ApiClient, server_url: str, server_key: str, contact_id: str,
-                   device_keys: Sequence[dict[str, str]]) -> Reader:
-    """A trusted contact: the same reads once released, its own login, and the owner's device
-    keys and the server key it pinned when it joined (never taken from the server later)."""
-    pinned = [dict(d) for d in device_keys]
-    return Reader(api, server_url, server_key, lambda: pinned,
-                  {"kind": "contact", "id": contact_id})
+                   roster: Callable[[], Roster]) -> Reader:
+    """A trusted contact: the same reads once released, its own login, the server key it
+    pinned when it joined, and the owner's roster, which must begin with exactly the device
+    keys the invitation proved (sync/roster.py contact_roster)."""
+    return _roster_reader(api, server_url, server_key, roster,
+                          {"kind": "contact", "id": contact_id})

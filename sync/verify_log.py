@@ -22,6 +22,7 @@ from sync.findings import ERROR, WARNING, Problem, Trust
 from sync.manifest_info import manifest_info
 from sync.safetext import safe_text
 from sync.verify_chunks import open_device_descriptor
+from sync.verify_roster import ROSTER_FIELD, load_roster, trusted_devices
 
 CHUNK_KIND = "safehold.chunk/v1"
 ACCESS_KIND = "safehold.access/v1"
@@ -57,6 +58,8 @@ def load_trust(reader: BundleReader, problems: list[Problem]) -> Trust | None:
     name, url = str(server.get("name", "")), str(server.get("url", ""))
     server_key, fingerprint = _server_key(server.get("server_key"), name, problems)
     devices, prints = _device_keys(manifest.get("devices"), problems)
+    roster = load_roster(manifest.get(ROSTER_FIELD), name, problems)
+    devices, prints = trusted_devices(roster, devices, prints, problems)
     trust = Trust(encounter, name, url, server_key, fingerprint, devices, prints)
     for field_name in manifest_info(manifest, trust.origin)[1]:
         problems.append(Problem(WARNING, "manifest_info", f"{MANIFEST}: {field_name} is not "

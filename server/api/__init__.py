@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from server.api import accounts, changes, chunks, contacts, deletion, encounters, log, meta
+from server.api import (
+    accounts,
+    changes,
+    chunks,
+    contacts,
+    deletion,
+    encounters,
+    log,
+    meta,
+    roster,
+)
 from server.api.common import (
     BEARER_SCHEME,
     StreamConverter,
@@ -18,5 +28,6 @@ def register_api(api: Api) -> None:
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     api.register_converter(UuidConverter, uuid_param_schema)
     api.register_converter(StreamConverter, stream_param_schema)
-    for module in (meta, accounts, encounters, chunks, log, changes, contacts, deletion):
+    for module in (meta, accounts, encounters, chunks, log, changes, contacts, deletion,
+                   roster):
         api.register_blueprint(module.blp)
