@@ -57,14 +57,19 @@ def trusted_devices(roster: Roster | None, devices: dict[str, str], prints: dict
     return trusted, {d: key_fingerprint(k) for d, k in trusted.items()}
 
 
-def signer_names(note: str) -> str:
-    """Who a note's signature lines say signed it (escaped for a terminal), for messages."""
+def forged_message(note: str, trusted: dict[str, str], exc: Exception) -> str:
+    """Why a descriptor's signature is refused: altered (a roster device's signature no longer
+    verifies) or forged (signed only by devices outside the roster, named)."""
     try:
-        _text, signatures = split_note(note)
+        names = sorted({s.name for s in split_note(note)[1]})
     except CryptoError:
-        return "an unreadable signature"
-    names = sorted({safe_text(s.name) for s in signatures})
-    return ", ".join(names) if names else "nobody"
+        names = []
+    known = {f"device-{device_id}" for device_id in trusted}
+    if not names or known & set(names):
+        return f"not signed by a device key listed in {MANIFEST}: {exc} (altered or forged)"
+    shown = ", ".join(safe_text(n) for n in names)
+    return (f"FORGED: signed by {shown}, which is not in the owner's device roster: no device "
+            "of the owner made this chunk")
 
 
 def roster_summary(roster: Roster) -> str:
