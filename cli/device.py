@@ -196,6 +196,10 @@ def sync(args: argparse.Namespace) -> int:
     feed = follow_changes(outbox, api)
     for encounter_id in feed.new_encounters:
         print(f"encounter {encounter_id} (recorded on another device)")
+    from sync.device_link import roster_upkeep  # the signed roster and contact set
+
+    for device_id in roster_upkeep(state, settings, api):
+        print(f"added device {device_id} to the roster")
     print(f"sent {report.acknowledged} chunk(s) ({report.already_held} were already on the "
           "server); nothing left to upload", file=sys.stderr)
     return code

@@ -8,7 +8,7 @@ trusting the server for any key. The text is exactly:
     server <server name>
     account <account uuid>
     seq <n>                       (each new set has a higher seq than the one it replaces)
-    recipient <age1...>           (zero or more lines, in the order they were pinned)
+    contact <contact id> <age1...>   (zero or more lines, sorted by contact id)
 
 It is valid only with a signature by a device in the account's roster (crypto/roster.py).
 Pure: no I/O.
@@ -34,11 +34,15 @@ class ContactSet:
     server: str
     account: str
     seq: int
-    recipients: tuple[str, ...]
+    contacts: tuple[tuple[str, str], ...]  # (contact id, age recipient), sorted
+
+    @property
+    def recipients(self) -> list[str]:
+        return [recipient for _cid, recipient in self.contacts]
 
     def text(self) -> str:
         lines = [TYPE_TAG, f"server {self.server}", f"account {self.account}", f"seq {self.seq}"]
-        lines += [f"recipient {r}" for r in self.recipients]
+        lines += [f"contact {cid} {recipient}" for cid, recipient in self.contacts]
         return "".join(line + "\n" for line in lines)
 
     @classmethod
@@ -50,12 +54,10 @@ class ContactSet:
                  zip(lines[1:4], ("server", "account", "seq"), strict=True)]
         if not fixed[2].isdigit() or len(fixed[2]) > 12 or str(int(fixed[2])) != fixed[2]:
             raise MalformedError("contact set seq must be canonical decimal")
-        recipients = tuple(_field(line, "recipient") for line in lines[4:])
-        if len(recipients) > MAX_RECIPIENTS or len(set(recipients)) != len(recipients):
-            raise MalformedError("a contact set lists each recipient once, at most 256")
-        for recipient in recipients:
-            validate_recipient(recipient)
-        found = cls(fixed[0], fixed[1], int(fixed[2]), recipients)
+        contacts = tuple(_contact(line) for line in lines[4:])
+        if len(contacts) > MAX_RECIPIENTS or len({c for c, _r in contacts}) != len(contacts):
+            raise MalformedError("a contact set lists each contact once, at most 256")
+        found = cls(fixed[0], fixed[1], int(fixed[2]), tuple(sorted(contacts)))
         if found.text() != text:
             raise MalformedError("contact set is not in canonical form")
         return found
@@ -66,6 +68,17 @@ def _field(line: str, name: str) -> str:
     if key != name or not sep or not value or " " in value:
         raise MalformedError(f"contact set line should be '{name} <value>'")
     return value
+
+
+def _contact(line: str) -> tuple[str, str]:
+    key, sep, rest = line.partition(" ")
+    contact_id, sep2, recipient = rest.partition(" ")
+    if key != "contact" or not sep or not sep2 or not contact_id or " " in recipient:
+        raise MalformedError("contact set line should be 'contact <id> <age1...>'")
+    if len(contact_id) > 64 or not contact_id.isascii() or not contact_id.isprintable():
+        raise MalformedError("a contact id is at most 64 printable ASCII characters")
+    validate_recipient(recipient)
+    return contact_id, recipient
 
 
 def sign_contact_set(contact_set: ContactSet, signing_key: str) -> str:
