@@ -15,14 +15,20 @@ from crypto.roster import RosterError, RosterStatement, open_roster, statement_h
 from crypto.signing import split_note
 from server.auth import CONTACT, Caller, iso
 from server.context import Services
-from server.errors import ApiError
+from server.errors import ApiError, not_found
+from server.metadata_contacts import ACTIVE
 
 ROSTER_CHANGE = "roster_added"
 
 
 def roster_notes(svc: Services, caller: Caller) -> list[str]:
-    """The roster of the caller's account (a contact: of the owner who invited it)."""
+    """The roster of the caller's account (a contact: of the owner who invited it, only while
+    the contact is active; pending and revoked contacts are shown nothing, as everywhere)."""
     with svc.store.read() as tx:
+        if caller.kind == CONTACT:
+            contact = tx.contact(caller.contact_id)
+            if contact is None or contact.status != ACTIVE:
+                raise not_found()
         return tx.roster_notes(caller.account_id)
 
 
