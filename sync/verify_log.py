@@ -60,7 +60,8 @@ def load_trust(reader: BundleReader, problems: list[Problem]) -> Trust | None:
     devices, prints = _device_keys(manifest.get("devices"), problems)
     roster = load_roster(manifest.get(ROSTER_FIELD), name, problems)
     devices, prints = trusted_devices(roster, devices, prints, problems)
-    trust = Trust(encounter, name, url, server_key, fingerprint, devices, prints)
+    trust = Trust(encounter, name, url, server_key, fingerprint, devices, prints,
+                  roster.genesis_hash if roster is not None else None)
     for field_name in manifest_info(manifest, trust.origin)[1]:
         problems.append(Problem(WARNING, "manifest_info", f"{MANIFEST}: {field_name} is not "
                                 "well-formed; the report leaves it out", MANIFEST))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from crypto.errors import CryptoError
-from crypto.roster import Roster, RosterError, device_id_of, open_roster
+from crypto.roster import Roster, RosterError, open_roster
 from crypto.signing import key_fingerprint, split_note
 from sync.bundle import MANIFEST
 from sync.findings import ERROR, Problem
@@ -71,8 +71,3 @@ def forged_message(note: str, trusted: dict[str, str], exc: Exception) -> str:
     return (f"FORGED: signed by {shown}, which is not in the owner's device roster: no device "
             "of the owner made this chunk")
 
-
-def roster_summary(roster: Roster) -> str:
-    """One line for people: how many devices, and the genesis hash to compare out of band."""
-    ids = ", ".join(device_id_of(k) for k in roster.devices)
-    return f"{roster.size} device(s) [{ids}], genesis {roster.genesis_hash}"

@@ -77,6 +77,9 @@ def test_a_linked_device_records_for_the_contacts(live_server, tmp_path: Path) -
     # The phone trusts it too, and opens it with the recovery identity only it holds.
     code, out = safehold("fetch", encounter, "-o", tmp_path / "own", "--state", phone)
     assert code == 0, out
+    genesis = json.loads((phone / "settings.json").read_text())["roster_genesis"]
+    assert f"Roster     2 device(s) signed in from genesis {genesis}" in out
+    assert f"genesis {genesis}" in added.stdout  # what the tablet pinned, to compare
     code, out = safehold("decrypt", tmp_path / "own", "-i", phone / "recovery.key", "-o",
                          tmp_path / "own-out")
     assert code == 0 and (tmp_path / "own-out" / "audio.bin").read_bytes() == media, out
