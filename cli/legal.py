@@ -165,18 +165,16 @@ def reader_for(state_dir: Path, encounter_id: str) -> Reader:
 
 
 def _contact_reader(state_dir: Path, encounter_id: str) -> Reader:
-    from sync.api import server_name_of
     from sync.contact_client import membership_for
     from sync.contact_state import ContactState
     from sync.fetch import contact_reader
-    from sync.roster import contact_roster
+    from sync.roster import member_roster
 
-    membership, api = membership_for(ContactState(state_dir), encounter_id)
+    state = ContactState(state_dir)
+    membership, api = membership_for(state, encounter_id)
     # The owner's roster must begin with exactly the device keys the invitation proved.
-    name = server_name_of(membership.server_url)
     return contact_reader(api, membership.server_url, membership.server_key,
-                          membership.contact_id,
-                          lambda: contact_roster(api, name, membership.owner_device_keys))
+                          membership.contact_id, lambda: member_roster(state, membership, api))
 
 
 @contextmanager

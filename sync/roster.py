@@ -26,6 +26,7 @@ from crypto.roster import (
     sign_statement,
 )
 from sync.api import ApiClient
+from sync.contact_state import ContactState, Membership
 from sync.errors import ServerRefusal, StateError, UntrustedServer
 from sync.state import Settings, StateFolder
 
@@ -99,11 +100,24 @@ def ensure_roster(state: StateFolder, settings: Settings, api: ApiClient) -> tup
     return roster, remember(state, settings, roster)
 
 
-def contact_roster(api: ApiClient, server_name: str, proven_keys: Sequence[str]) -> Roster:
-    """The owner's roster for a contact: it must begin with exactly the proven device keys."""
+def member_roster(state: ContactState, membership: Membership, api: ApiClient) -> Roster:
+    """The owner's roster for a contact's membership; the larger one is remembered."""
+    roster = contact_roster(api, membership.server_name, membership.owner_device_keys,
+                            (membership.roster_size, membership.roster_head))
+    if roster.size > membership.roster_size:
+        state.save_membership(replace(membership, roster_size=roster.size,
+                                      roster_head=roster.head_hash))
+    return roster
+
+
+def contact_roster(api: ApiClient, server_name: str, proven_keys: Sequence[str],
+                   seen: tuple[int, str] = (0, "")) -> Roster:
+    """The owner's roster for a contact: it must begin with exactly the proven device keys and
+    extend the largest one this contact verified before (`seen`: size and head hash)."""
     try:
         roster = open_roster(served_notes(api), server_name)
         check_proven_devices(roster, proven_keys)
+        check_extends(roster, *seen)
     except ServerRefusal as exc:
         raise UntrustedServer(f"the server did not serve the owner's device roster: {exc}")
     except (RosterError, CryptoError) as exc:

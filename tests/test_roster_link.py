@@ -129,3 +129,25 @@ def test_a_rolled_back_roster_is_refused(live_server, tmp_path: Path) -> None:
     assert "rolled back" in out and not (tmp_path / "b" / "manifest.json").exists()
     synced = cli(phone, "sync")
     assert synced.returncode == 1 and "rolled back" in synced.stderr, synced.stderr
+
+
+def test_a_contact_refuses_a_roster_rolled_back_below_what_it_saw(live_server,
+                                                                  tmp_path: Path) -> None:
+    phone, mom, _mom_key = phone_with_mom(live_server, tmp_path)
+    linking, code = start_link(phone)
+    assert cli(tmp_path / "tablet", "add", code, "--server", live_server.url).returncode == 0
+    assert linking.wait(timeout=60) == 0
+    (tmp_path / "a.bin").write_bytes(b"a" * 100)
+    recorded = cli(phone, "record", str(tmp_path / "a.bin"))
+    assert recorded.returncode == 0, recorded.stderr
+    encounter = recorded.stdout.strip()
+    code, out = safehold("fetch", encounter, "-o", tmp_path / "first", "--state", mom)
+    assert code == 0, out  # Mom saw the roster with the tablet: 2 statements
+    account = json.loads((phone / "settings.json").read_text())["account_id"]
+    db = sqlite3.connect(live_server.data_dir / "safehold.sqlite3")
+    with db:
+        db.execute("DELETE FROM roster_statements WHERE account_id = ? AND seq = 1", [account])
+    db.close()
+    code, out = safehold("fetch", encounter, "-o", tmp_path / "second", "--state", mom)
+    assert code == 1 and "rolled back" in out, out
+    assert not (tmp_path / "second" / "manifest.json").exists()
