@@ -51,6 +51,9 @@ def invite(args: argparse.Namespace) -> int:
     _policy_args(args.policy, args.check_in_minutes)
     state, settings = _registered(args)
     api = client_for(state, settings, _timeout())
+    from sync.roster import ensure_roster
+
+    _roster, settings = ensure_roster(state, settings, api)  # the invitation names its devices
     name = args.name or DEFAULT_NAME
     book = contact_book(state)
     try:
