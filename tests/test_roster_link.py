@@ -151,3 +151,42 @@ def test_a_contact_refuses_a_roster_rolled_back_below_what_it_saw(live_server,
     code, out = safehold("fetch", encounter, "-o", tmp_path / "second", "--state", mom)
     assert code == 1 and "rolled back" in out, out
     assert not (tmp_path / "second" / "manifest.json").exists()
+
+
+def sealed_to(state: Path) -> list[str]:
+    from sync.outbox import Outbox
+
+    outbox = Outbox(state / "outbox.db")
+    try:
+        return outbox.contact_recipients()
+    finally:
+        outbox.close()
+
+
+def test_contacts_pinned_and_revoked_later_follow_the_signed_contact_set(live_server,
+                                                                        tmp_path: Path) -> None:
+    phone, mom, _mom_key = phone_with_mom(live_server, tmp_path)
+    linking, code = start_link(phone)
+    tablet = tmp_path / "tablet"
+    assert cli(tablet, "add", code, "--server", live_server.url).returncode == 0
+    assert linking.wait(timeout=60) == 0
+    mom_recipient = json.loads((mom / "contact.json").read_text())["memberships"][0][
+        "age_recipient"]
+    assert sealed_to(tablet) == [mom_recipient]
+
+    invited = cli(phone, "invite", "--name", "Dad", "--policy", "immediate")
+    assert safehold("keygen", "-o", tmp_path / "dad.key")[0] == 0
+    code_, out = safehold("contact", "join", invited.stdout.strip(), "--server",
+                          live_server.url, "--identity", tmp_path / "dad.key", "--state",
+                          tmp_path / "dad")
+    assert code_ == 0, out
+    assert cli(phone, "contacts").returncode == 0  # pins Dad, publishes the next set
+    assert cli(tablet, "sync").returncode == 0
+    dad_recipient = json.loads((tmp_path / "dad" / "contact.json").read_text())[
+        "memberships"][0]["age_recipient"]
+    assert sorted(sealed_to(tablet)) == sorted([mom_recipient, dad_recipient])
+
+    mom_id = json.loads((mom / "contact.json").read_text())["memberships"][0]["contact_id"]
+    assert cli(phone, "contacts", "--revoke", mom_id).returncode == 0
+    assert cli(tablet, "sync").returncode == 0
+    assert sealed_to(tablet) == [dad_recipient]  # revoked on the phone, dropped here too
