@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 from bundlekit import run_cli
-from helpers import DEVICE_TIME, Device, ServerProcess
+from helpers import DEVICE_TIME, Device, ServerProcess, registered_device
 
 from crypto import age
+from crypto.contact_set import ContactSet, sign_contact_set
 from crypto.descriptor import describe_chunk, sign_descriptor
 from crypto.roster import RosterStatement, genesis_statement, sign_statement, statement_hash
 from crypto.slot import Slot
@@ -235,3 +236,39 @@ def test_the_server_refuses_roster_statements_it_cannot_chain(live_server, tmp_p
     assert served == {"account_id": settings["account_id"],
                       "statements": [before[0][1]]}
     assert str(uuid.UUID(served["account_id"])) == settings["account_id"]
+
+
+def test_contact_sets_and_link_requests_are_checked_by_the_server(live_server) -> None:
+    phone = registered_device(live_server.url, live_server.name)
+    genesis = genesis_statement(live_server.name, phone.account_id, phone.device_key,
+                                phone.recovery_recipient)
+    assert phone.call("POST", "/v1/roster", json={
+        "statement": sign_statement(genesis, phone.signing_key)}).status_code == 201
+    mom = age.recipient_of(age.generate_identity())
+    first = ContactSet(live_server.name, phone.account_id, 1, (("c-mom", mom),))
+    outsider = Device(live_server.url, live_server.name)
+    refused = phone.call("PUT", "/v1/roster/contacts",
+                         json={"statement": sign_contact_set(first, outsider.signing_key)})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "bad_contact_set"
+    assert phone.call("GET", "/v1/roster/contacts").json() == {"statement": None}
+    note = sign_contact_set(first, phone.signing_key)
+    assert phone.call("PUT", "/v1/roster/contacts", json={"statement": note}).status_code == 201
+    assert phone.call("PUT", "/v1/roster/contacts", json={"statement": note}).status_code == 200
+    older = sign_contact_set(ContactSet(live_server.name, phone.account_id, 1, ()),
+                             phone.signing_key)
+    stale = phone.call("PUT", "/v1/roster/contacts", json={"statement": older})
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "contact_set_stale"
+    assert phone.call("GET", "/v1/roster/contacts").json() == {"statement": note}
+
+    code = phone.call("POST", "/v1/devices/invitations").json()["code"]
+    tablet = Device(live_server.url, live_server.name)
+    assert tablet.join(code).status_code == 201
+    tablet.login()
+    proof = {"proof": "B" * 43 + "="}
+    assert tablet.call("POST", "/v1/roster/requests", json=proof).status_code == 201
+    assert tablet.call("POST", "/v1/roster/requests", json=proof).status_code == 200
+    other = tablet.call("POST", "/v1/roster/requests", json={"proof": "C" * 43 + "="})
+    assert other.status_code == 409 and other.json()["error"]["code"] == "link_request_exists"
+    listed = phone.call("GET", "/v1/roster/requests").json()["requests"]
+    assert [(r["device_id"], r["device_key"], r["proof"]) for r in listed] == \
+        [(tablet.device_id, tablet.device_key, proof["proof"])]
