@@ -32,7 +32,7 @@ from crypto.errors import BadSignature, CryptoError, MalformedError
 from crypto.signing import key_name, open_note_signers, public_key_bytes, sign_note, split_note
 
 TYPE_TAG = "safehold.roster/v1"
-MAX_STATEMENTS = 1000  # an account with more devices than this is not a phone owner's
+MAX_STATEMENTS = 100  # a person's devices; keeps a roster well inside a bundle's 1 MiB manifest
 MAX_NOTE_CHARS = 4096
 GENESIS_PREV = "-"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
