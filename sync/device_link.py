@@ -167,12 +167,18 @@ def _wait_until_listed(api: ApiClient, settings: Settings, wait: float) -> Roste
         time.sleep(POLL_SECONDS)
 
 
-def roster_upkeep(state: StateFolder, settings: Settings, api: ApiClient) -> list[str]:
+def roster_upkeep(state: StateFolder, settings: Settings,
+                  api: ApiClient) -> tuple[list[str], list[str]]:
     """What every `device sync` does for the roster: verify it (pinning a larger one), sign in
-    devices waiting with a matching link proof, and follow the signed contact set."""
+    devices waiting with a matching link proof, and follow the signed contact set. Returns the
+    devices added now, and the devices the server lists in the account outside the roster
+    (a link not completed yet, or a device the operator put there: trusted by nobody)."""
     roster, settings = ensure_roster(state, settings, api)
     added = complete_links(state, settings, api)
     if added:
         roster = owner_roster(api, settings)
     sync_contact_set(state, settings, api, roster)
-    return added
+    listed = {str(d.get("device_id")): str(d.get("device_key"))
+              for d in api.account().get("devices", [])}
+    outside = sorted(d for d, key in listed.items() if key not in roster.devices)
+    return added, outside

@@ -121,6 +121,11 @@ def test_an_injected_device_is_named_as_forged_to_the_owner(attacked, tmp_path: 
     assert code == 1, out
     assert not decrypted.exists()
     assert not list(tmp_path.glob(".owner-out.partial-*"))  # no staging folder left behind
+    # The phone's next sync tells the owner that the server lists a device nobody signed in.
+    synced = cli(owner.phone, "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert f"the server lists device {forged.device_id} in your account, but no device of " \
+           "yours signed it into the roster" in synced.stderr
 
 
 def test_an_injected_device_is_named_as_forged_to_a_contact(attacked, tmp_path: Path) -> None:
