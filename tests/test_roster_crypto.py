@@ -9,6 +9,7 @@ a rolled-back or forked roster, a prefix that is not the invitation's proven key
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,18 @@ def test_link_codes_round_trip_and_proofs_bind_the_key() -> None:
     assert not link_proof_matches(code.secret, SERVER, ACCOUNT, other, proof)
     assert not link_proof_matches(b"\0" * 32, SERVER, ACCOUNT, key, proof)
     assert not link_proof_matches(code.secret, SERVER, ACCOUNT, key, None)
+
+
+def test_the_worked_example_in_the_protocol_document() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs/protocol.md").read_text()
+    note = doc.split("<!-- example: roster-genesis -->\n```\n", 1)[1].split("```", 1)[0]
+    example_key = ("PRIVATE+KEY+device-7d4f1c2a-93b0-4e8e-a6c5-1f2e3d4c5b6a+cb293dab+"
+                   "ARBR03fkKij/qQfMQnJSpYnldx90F4WziHa6H/c7UBf0")
+    statement = genesis_statement("safehold.example.org", "3f2b8c1e-9a4d-4e7f-8b6a-0c1d2e3f4a5b",
+                                  verifier_key(example_key),
+                                  "age1zwlyl6h27gzv0lfntr7fcqrjrzqazap8sy5zylkxwneh7llf0dksu37mwt")
+    assert sign_statement(statement, example_key) == note
+    roster = open_roster([note], "safehold.example.org")
+    assert roster.genesis_hash == \
+        "e2c7c8a475c3a5341a6112537dd681edf1e3a6faf9677cb681c34f94c9bb1535"
+    assert f"`{roster.genesis_hash}`" in doc
