@@ -17,7 +17,6 @@ login and the device keys it trusts.
 from __future__ import annotations
 
 import base64
-import functools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -288,13 +287,10 @@ def _manifest(reader: Reader, plan: Plan, encounter: dict[str, Any]) -> dict[str
 
 def _roster_reader(api: ApiClient, server_url: str, server_key: str,
                    roster: Callable[[], Roster], who: dict[str, str]) -> Reader:
-    verified = functools.cache(roster)  # one roster per fetch, checked once
-
-    def devices() -> list[dict[str, str]]:
-        return [{"device_id": device_id, "device_key": key}
-                for device_id, key in verified().device_ids().items()]
-
-    return Reader(api, server_url, server_key, devices, who, lambda: verified().notes)
+    verified = roster()  # checked now: a roster that does not verify stops fetch before it starts
+    devices = [{"device_id": device_id, "device_key": key}
+               for device_id, key in verified.device_ids().items()]
+    return Reader(api, server_url, server_key, lambda: devices, who, lambda: verified.notes)
 
 
 def owner_reader(api: ApiClient, server_url: str, server_key: str, device_id: str,

@@ -164,6 +164,7 @@ def _fetch_both(owner: Owner, tmp_path: Path, label: str) -> tuple[str, str]:
         assert code == 1, out
         assert "roster" in out
         assert not (tmp_path / f"{label}-{who}" / "manifest.json").exists()
+        assert not list((tmp_path / f"{label}-{who}").glob("chunks/*/*"))  # nothing downloaded
         results.append(out)
     return results[0], results[1]
 
