@@ -196,6 +196,17 @@ def sync(args: argparse.Namespace) -> int:
     feed = follow_changes(outbox, api)
     for encounter_id in feed.new_encounters:
         print(f"encounter {encounter_id} (recorded on another device)")
+    from sync.device_link import roster_upkeep  # the signed roster and contact set
+    from sync.safetext import safe_text
+
+    added, outside = roster_upkeep(state, settings, api)
+    for device_id in added:
+        print(f"added device {device_id} to the roster")
+    for device_id in outside:
+        print(f"safehold: the server lists device {safe_text(device_id)} in your account, but "
+              "no device of yours signed it into the roster: nothing it uploads is trusted. If "
+              "it is not a link you started, the server's operator put it there",
+              file=sys.stderr)
     print(f"sent {report.acknowledged} chunk(s) ({report.already_held} were already on the "
           "server); nothing left to upload", file=sys.stderr)
     return code

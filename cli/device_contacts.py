@@ -18,6 +18,7 @@ from cli.device import _registered, _timeout
 from crypto.errors import MalformedError
 from crypto.slot import check_encounter
 from sync.account import client_for
+from sync.api import ApiClient
 from sync.contacts import (
     ContactLine,
     change_contact,
@@ -26,6 +27,7 @@ from sync.contacts import (
     refresh_contacts,
     revoke_contact,
 )
+from sync.state import Settings, StateFolder
 
 DEFAULT_NAME = "trusted contact"
 
@@ -49,6 +51,9 @@ def invite(args: argparse.Namespace) -> int:
     _policy_args(args.policy, args.check_in_minutes)
     state, settings = _registered(args)
     api = client_for(state, settings, _timeout())
+    from sync.roster import ensure_roster
+
+    _roster, settings = ensure_roster(state, settings, api)  # the invitation names its devices
     name = args.name or DEFAULT_NAME
     book = contact_book(state)
     try:
@@ -100,6 +105,7 @@ def contacts(args: argparse.Namespace) -> int:
         report = refresh_contacts(book, api)
     finally:
         book.close()
+    _share_contacts(state, settings, api)
     for line in report.lines:
         _show(line)
     if not report.lines:
@@ -112,6 +118,16 @@ def contacts(args: argparse.Namespace) -> int:
               "to that key; invite them again and compare safety numbers.", file=sys.stderr)
         return EXIT_VERIFY
     return EXIT_OK
+
+
+def _share_contacts(state: StateFolder, settings: Settings, api: ApiClient) -> None:
+    """Publish the contacts this device seals to as the account's signed contact set, so the
+    other devices of the roster seal to them too (sync/contact_set.py)."""
+    from sync.contact_set import sync_contact_set
+    from sync.roster import ensure_roster
+
+    roster, settings = ensure_roster(state, settings, api)
+    sync_contact_set(state, settings, api, roster)
 
 
 def mark(args: argparse.Namespace, kind: str) -> int:

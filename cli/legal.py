@@ -158,6 +158,7 @@ def reader_for(state_dir: Path, encounter_id: str, rate_wait: RateWait | None = 
         return _contact_reader(state_dir, encounter_id, rate_wait)
     from sync.account import client_for
     from sync.fetch import owner_reader
+    from sync.roster import ensure_roster
     from sync.state import StateFolder
 
     state = StateFolder(state_dir)
@@ -165,22 +166,20 @@ def reader_for(state_dir: Path, encounter_id: str, rate_wait: RateWait | None = 
     api = client_for(state, settings)
     api.rate_wait = rate_wait
     return owner_reader(api, settings.server_url, settings.server_key, settings.device_id,
-                        settings.device_key)
+                        lambda: ensure_roster(state, settings, api)[0])
 
 
 def _contact_reader(state_dir: Path, encounter_id: str, rate_wait: RateWait | None) -> Reader:
-    from crypto.signing import key_name
     from sync.contact_client import membership_for
     from sync.contact_state import ContactState
     from sync.fetch import contact_reader
+    from sync.roster import member_roster
 
-    membership, api = membership_for(ContactState(state_dir), encounter_id,
-                                     rate_wait=rate_wait)
-    # The owner's device keys as the invitation proved them; a device id is its key's name.
-    devices = [{"device_id": key_name(key).removeprefix("device-"), "device_key": key}
-               for key in membership.owner_device_keys]
+    state = ContactState(state_dir)
+    membership, api = membership_for(state, encounter_id, rate_wait=rate_wait)
+    # The owner's roster must begin with exactly the device keys the invitation proved.
     return contact_reader(api, membership.server_url, membership.server_key,
-                          membership.contact_id, devices)
+                          membership.contact_id, lambda: member_roster(state, membership, api))
 
 
 @contextmanager

@@ -85,6 +85,16 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
                    help="pace reading like a live capture at this many bytes per second")
     p.add_argument("--offline", action="store_true", help="only queue; upload later with sync")
     _cmd(dsub, "sync", "cli.device:sync", "upload everything still queued", state=True)
+    p = _cmd(dsub, "link", "cli.device_link:link",
+             "print a code that adds a new device to this account (signed roster)", state=True)
+    p.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
+                   help="how long to wait for the new device (default 300)")
+    p = _cmd(dsub, "add", "cli.device_link:add",
+             "join an account with a code from `safehold device link`", state=True)
+    p.add_argument("code", metavar="CODE")
+    p.add_argument("--server", required=True, metavar="URL")
+    p.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
+                   help="how long to wait for the existing device to sign (default 300)")
     for name, help_ in (("alert", "raise an alert on an encounter"),
                         ("safe", "mark yourself safe for an encounter")):
         p = _cmd(dsub, name, f"cli.device:{name}", help_, state=True)

@@ -31,6 +31,7 @@ from server.metadata_deletion import DeletionQueries
 from server.metadata_encounters import EncounterQueries
 from server.metadata_log import LogQueries
 from server.metadata_notify import NotifyQueries
+from server.metadata_roster import RosterQueries
 from server.metadata_schema import MIGRATIONS, apply_migrations
 
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -38,7 +39,7 @@ T = TypeVar("T")
 
 
 class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQueries,
-         ContactQueries, DeletionQueries):
+         ContactQueries, DeletionQueries, RosterQueries):
     """The queries of one transaction; obtained from Store.read() or Store.write()."""
 
     def __init__(self, db: Database) -> None:

@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from server.metadata_deletion import create_deletion_tables
 from server.metadata_notify import create_notification_tables
+from server.metadata_roster import create_roster_tables
 
 Migration = tuple[int, str, Callable[[Database], None]]
 
@@ -143,6 +144,8 @@ MIGRATIONS: Sequence[Migration] = (
     (1, "accounts, devices, login, encounters, chunks, logs, changes", _initial),
     (2, "contacts, invitations, alert and safe marks, releases, access log", _contacts),
     (3, "notification outbox, deletion requests, tombstones", _notifications_and_deletions),
+    # Numbered apart from its neighbours so branches adding migrations do not collide.
+    (10, "device rosters, device link requests, signed contact sets", create_roster_tables),
 )
 
 

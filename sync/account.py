@@ -25,6 +25,7 @@ from schemas.statements import add_device_statement, login_statement, register_s
 from sync.api import DEFAULT_TIMEOUT, ApiClient, server_name_of
 from sync.errors import StateError, UntrustedServer
 from sync.outbox import now_rfc3339
+from sync.roster import publish_genesis
 from sync.state import DEVICE_KEY, RECOVERY_KEY, Settings, StateFolder
 
 
@@ -101,7 +102,9 @@ def register(state: StateFolder, url: str,
         "signature": base64.b64encode(sign_raw(message, state.device_signing_key())).decode()})
     settings = replace(settings, registered=True)
     state.save_settings(settings)
-    return settings
+    # The roster's genesis: this device, signed by itself (sync/roster.py). If it fails here,
+    # the next sync or fetch sends it (ensure_roster).
+    return publish_genesis(state, settings, client_for(state, settings, timeout))
 
 
 def join(state: StateFolder, url: str, code: str,

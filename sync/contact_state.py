@@ -46,6 +46,10 @@ class Membership:
     safety_number: str
     accepted_at: str
     webhook_secret: str | None = None
+    # The largest owner's roster this contact verified (sync/roster.py): a shorter or different
+    # one later is a rollback or a fork.
+    roster_size: int = 0
+    roster_head: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Membership:

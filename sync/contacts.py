@@ -36,6 +36,7 @@ from sync.contact_book import (
 )
 from sync.errors import StateError, UntrustedServer
 from sync.outbox import now_rfc3339
+from sync.roster import owner_roster
 from sync.state import OUTBOX, Settings, StateFolder
 
 DEFAULT_DAYS = 7
@@ -49,7 +50,9 @@ def contact_book(state: StateFolder) -> ContactBook:
 def _account_keys(api: ApiClient, settings: Settings) -> list[str]:
     """The account's device keys, after checking the server shows this device's own keys."""
     account = api.account()
-    keys = [str(d["device_key"]) for d in account.get("devices", [])]
+    # The invitation binds the roster's devices only: a device the server lists beside them
+    # (inserted by its operator) is never vouched for to a contact (sync/roster.py).
+    keys = owner_roster(api, settings).devices
     if account.get("recovery_recipient") != settings.recovery_recipient \
             or settings.device_key not in keys:
         raise UntrustedServer("the server's account record does not hold this device's keys; "

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crypto.roster import Roster
 from crypto.signing import key_fingerprint
 from sync.api import ApiClient, RateWait
 from sync.bundle import (
@@ -38,7 +39,7 @@ from sync.bundle import (
     BundleWriter,
     chunk_path,
 )
-from sync.errors import ServerRefusal, StateError, UntrustedServer
+from sync.errors import ServerRefusal, StateError
 from sync.fetching.download import Progress, Target, complete, download_pack, download_rest
 from sync.fetching.plan import Plan, PlannedChunk, Reader, plan_fetch, trusted_server
 from sync.fetching.proofs import consistency_proof
@@ -214,34 +215,33 @@ def _manifest(reader: Reader, plan: Plan, encounter: dict[str, Any]) -> dict[str
                    "fingerprint": key_fingerprint(plan.server_key)},
         "devices": [{"device_id": d["device_id"], "device_key": d["device_key"]}
                     for d in plan.devices],
+        "roster": list(reader.roster_notes()),
         "log": {"tree_size": plan.checkpoint.size},
         "fetched_at": now_rfc3339(),
         "fetched_by": reader.who,
     }
 
 
+def _roster_reader(api: ApiClient, server_url: str, server_key: str,
+                   roster: Callable[[], Roster], who: dict[str, str]) -> Reader:
+    verified = roster()  # checked now: a roster that does not verify stops fetch before it starts
+    devices = [{"device_id": device_id, "device_key": key}
+               for device_id, key in verified.device_ids().items()]
+    return Reader(api, server_url, server_key, lambda: devices, who, lambda: verified.notes)
+
+
 def owner_reader(api: ApiClient, server_url: str, server_key: str, device_id: str,
-                 device_key: str) -> Reader:
-    """The owner's device: trusts the server key pinned at registration and its account's
-    device list (every device of the account may have recorded). The list comes from the
-    server; this device's own entry must carry the key this device holds."""
-
-    def devices() -> list[dict[str, str]]:
-        listed = [{"device_id": str(d["device_id"]), "device_key": str(d["device_key"])}
-                  for d in api.account()["devices"]]
-        own = [d for d in listed if d["device_id"] == device_id]
-        if [d["device_key"] for d in own] != [device_key]:
-            raise UntrustedServer(f"the server lists device {device_id} with another key than "
-                                  "the one this device holds; nothing was trusted")
-        return listed
-
-    return Reader(api, server_url, server_key, devices, {"kind": "device", "id": device_id})
+                 roster: Callable[[], Roster]) -> Reader:
+    """The owner's device: trusts the server key pinned at registration and the devices of
+    the account's roster, verified from the genesis this device pinned (sync/roster.py); a
+    device the server lists outside the roster is trusted by nobody."""
+    return _roster_reader(api, server_url, server_key, roster, {"kind": "device", "id": device_id})
 
 
 def contact_reader(api: ApiClient, server_url: str, server_key: str, contact_id: str,
-                   device_keys: Sequence[dict[str, str]]) -> Reader:
-    """A trusted contact: the same reads once released, its own login, and the owner's device
-    keys and the server key it pinned when it joined (never taken from the server later)."""
-    pinned = [dict(d) for d in device_keys]
-    return Reader(api, server_url, server_key, lambda: pinned,
-                  {"kind": "contact", "id": contact_id})
+                   roster: Callable[[], Roster]) -> Reader:
+    """A trusted contact: the same reads once released, its own login, the server key it
+    pinned when it joined, and the owner's roster, which must begin with exactly the device
+    keys the invitation proved (sync/roster.py contact_roster)."""
+    return _roster_reader(api, server_url, server_key, roster,
+                          {"kind": "contact", "id": contact_id})

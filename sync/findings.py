@@ -40,6 +40,7 @@ class Trust:
     server_fingerprint: str | None
     devices: dict[str, str]  # device id -> verifier key
     device_fingerprints: dict[str, str]
+    roster_genesis: str | None = None  # hash of the roster's first statement, when it verified
 
     @property
     def origin(self) -> str:

@@ -174,6 +174,9 @@ def verification_text(v: Verification) -> str:
                   "publishes)"]
         lines += [f"Device     {d}  key fingerprint {t.device_fingerprints.get(d)}"
                   for d in sorted(t.devices)]
+        if t.roster_genesis is not None:
+            lines.append(f"Roster     {len(t.devices)} device(s) signed in from genesis "
+                         f"{t.roster_genesis}")
     if v.checkpoint is not None:
         lines.append(f"Log        {v.checkpoint.size} leaves, latest checkpoint signed by the "
                      "server")

@@ -40,6 +40,11 @@ class Settings:
     device_key: str  # this device's verifier key (public)
     recovery_recipient: str
     registered: bool = False  # False while the registration request has not succeeded yet
+    # The device roster (sync/roster.py): the pinned genesis hash, and the largest roster
+    # verified so far (a smaller or different one later is a rollback or a fork).
+    roster_genesis: str = ""
+    roster_size: int = 0
+    roster_head: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Settings:

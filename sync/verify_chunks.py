@@ -30,6 +30,7 @@ from sync.bundle import (
     ChunkEntry,
 )
 from sync.findings import ERROR, WARNING, ChunkRecord, Problem, Trust
+from sync.verify_roster import forged_message
 
 HEAD_BYTES = 64 * 1024  # an age header with a handful of stanzas is well under 1 KiB
 AGE_TAG = 16
@@ -182,8 +183,8 @@ class _ChunkCheck:
             self.error("descriptor_malformed", name, "is not UTF-8 text (altered)")
             return None
         except BadSignature as exc:
-            self.error("descriptor_signature", name, f"not signed by a device key listed in "
-                       f"manifest.json: {exc} (altered or forged)")
+            self.error("descriptor_signature", name, forged_message(
+                data.decode("utf-8"), self.ctx.trust.devices, exc))
             return None
         except MalformedError as exc:
             self.error("descriptor_malformed", name, f"is not a valid signed descriptor ({exc})")

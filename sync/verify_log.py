@@ -22,6 +22,7 @@ from sync.findings import ERROR, WARNING, Problem, Trust
 from sync.manifest_info import manifest_info
 from sync.safetext import safe_text
 from sync.verify_chunks import open_device_descriptor
+from sync.verify_roster import ROSTER_FIELD, forged_message, load_roster, trusted_devices
 
 CHUNK_KIND = "safehold.chunk/v1"
 ACCESS_KIND = "safehold.access/v1"
@@ -57,7 +58,10 @@ def load_trust(reader: BundleReader, problems: list[Problem]) -> Trust | None:
     name, url = str(server.get("name", "")), str(server.get("url", ""))
     server_key, fingerprint = _server_key(server.get("server_key"), name, problems)
     devices, prints = _device_keys(manifest.get("devices"), problems)
-    trust = Trust(encounter, name, url, server_key, fingerprint, devices, prints)
+    roster = load_roster(manifest.get(ROSTER_FIELD), name, problems)
+    devices, prints = trusted_devices(roster, devices, prints, problems)
+    trust = Trust(encounter, name, url, server_key, fingerprint, devices, prints,
+                  roster.genesis_hash if roster is not None else None)
     for field_name in manifest_info(manifest, trust.origin)[1]:
         problems.append(Problem(WARNING, "manifest_info", f"{MANIFEST}: {field_name} is not "
                                 "well-formed; the report leaves it out", MANIFEST))
@@ -241,8 +245,8 @@ def _classify_leaf(index: int, leaf: bytes, trust: Trust, view: LogView, known: 
         try:
             desc = known.get(leaf) or open_device_descriptor(text, trust.devices)[0]
         except CryptoError as exc:
-            _error(problems, "log_leaf", LEAVES, f"{where}: chunk descriptor does not verify "
-                   f"against the device keys in {MANIFEST} ({exc})")
+            _error(problems, "log_leaf", LEAVES, f"{where}: chunk descriptor does not verify: "
+                   + forged_message(text, trust.devices, exc))
             return
         if desc.encounter != trust.encounter:
             _error(problems, "log_leaf", LEAVES, f"{where} describes a chunk of another "

@@ -28,12 +28,15 @@ from crypto.access import AccessRecord, sign_access
 from crypto.checkpoint import Checkpoint, encounter_origin, sign_checkpoint
 from crypto.descriptor import describe_chunk, format_time, sign_descriptor
 from crypto.merkle import consistency_proof, inclusion_proof, leaf_hash, root_hash
+from crypto.roster import genesis_statement, sign_statement
 from crypto.signing import generate_signing_key, verifier_key
 from crypto.slot import Slot
 from sync.bundle import BundleWriter
 
 SERVER_NAME = "127.0.0.1:8765"
 T0 = datetime(2026, 11, 28, 3, 30, 0, tzinfo=UTC)
+ROSTER_ACCOUNT = "0b6e1c1e-6f8a-4c1e-9d2b-2f1f3c4d5e6f"
+ROSTER_RECOVERY = age.recipient_of(age.generate_identity())
 
 
 def b64(data: bytes) -> str:
@@ -86,6 +89,12 @@ class Device:
     @property
     def verifier(self) -> str:
         return verifier_key(self.signing_key)
+
+    def roster(self, server_name: str) -> list[str]:
+        """The account's device roster with this phone as its genesis (crypto/roster.py)."""
+        statement = genesis_statement(server_name, ROSTER_ACCOUNT, self.verifier,
+                                      ROSTER_RECOVERY)
+        return [sign_statement(statement, self.signing_key)]
 
 
 @dataclass
@@ -183,6 +192,7 @@ def write_bundle(root: Path, rec: Recording, device: Device, witness: Witness) -
         "server": {"url": f"http://{witness.name}", "name": witness.name,
                    "server_key": witness.verifier},
         "devices": [{"device_id": device.device_id, "device_key": device.verifier}],
+        "roster": device.roster(witness.name),
         "fetched_at": format_time(T0 + timedelta(hours=1)),
     })
     return root

@@ -71,6 +71,11 @@ DELETION_OPERATIONS = {  # issue 4: delayed, holdable deletion (tests/test_delet
     ("DELETE", "/v1/encounters/{encounter_id}/deletion"),
     ("POST", "/v1/encounters/{encounter_id}/hold"),
 }
+ROSTER_OPERATIONS = {  # issue 10: the signed device roster (tests/test_roster_*.py)
+    ("GET", "/v1/roster"), ("POST", "/v1/roster"), ("GET", "/v1/roster/requests"),
+    ("POST", "/v1/roster/requests"), ("GET", "/v1/roster/contacts"),
+    ("PUT", "/v1/roster/contacts"),
+}
 
 
 def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> None:
@@ -88,7 +93,7 @@ def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> No
         ("GET", log + "/checkpoint"), ("GET", log + "/checkpoints/{size}"),
         ("GET", log + "/consistency"), ("GET", log + "/inclusion"), ("GET", log + "/leaves"),
         ("GET", "/v1/changes"),
-    } | CONTACT_OPERATIONS | DELETION_OPERATIONS | BATCH_OPERATIONS
+    } | CONTACT_OPERATIONS | DELETION_OPERATIONS | BATCH_OPERATIONS | ROSTER_OPERATIONS
     upload = spec["paths"][chunk]["put"]
     assert "application/octet-stream" in upload["requestBody"]["content"]
     assert any(p["name"] == "Safehold-Descriptor" and p["in"] == "header"

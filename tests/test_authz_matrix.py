@@ -128,7 +128,7 @@ ROLES = [
 class Endpoint:
     method: str
     path: str  # {e} = the encounter, {c} = a contact of the owner, {r} = the revoked contact
-    group: str  # read | write | device | owner_contact | feed | contact_only | public
+    group: str  # read | write | device | owner_contact | feed | contact_only | public | roster
     owner_status: int = 200
     body: str = ""  # "put_encounter" | "chunk" | "empty"
 
@@ -167,6 +167,12 @@ ENDPOINTS = [
     Endpoint("GET", "/v1/contact", "contact_only"),
     Endpoint("GET", "/v1/released", "contact_only"),
     Endpoint("GET", "/v1/server", "public"),
+    Endpoint("GET", "/v1/roster", "roster"),
+    Endpoint("POST", "/v1/roster", "device", 422, "empty"),
+    Endpoint("GET", "/v1/roster/requests", "device"),
+    Endpoint("POST", "/v1/roster/requests", "device", 422, "empty"),
+    Endpoint("GET", "/v1/roster/contacts", "device"),
+    Endpoint("PUT", "/v1/roster/contacts", "device", 422, "empty"),
 ]
 # Last: the owner's DELETE of the encounter is the one cell that leaves the "none" state.
 DELETION_ENDPOINTS = [
@@ -185,6 +191,8 @@ def expected(role: Role, endpoint: Endpoint) -> tuple[int, str | None]:
     if role.kind in ("forged", "none"):
         return 401, "invalid_token" if role.kind == "forged" else "auth_required"
     if role.kind.startswith("contact"):
+        if endpoint.group == "roster":  # the owner's device keys, for active contacts only
+            return (200, None) if role.kind in ACTIVE_CONTACTS else (404, "not_found")
         if endpoint.group == "read":
             return (200, None) if role.visible else (404, "not_found")
         if endpoint.group in ("feed", "contact_only"):

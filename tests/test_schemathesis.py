@@ -14,6 +14,8 @@ from pathlib import Path
 
 from helpers import ROOT, registered_device
 
+from crypto.roster import genesis_statement, sign_statement
+
 SCHEMATHESIS = str(ROOT / ".venv" / "bin" / "schemathesis")
 # One worker: hypothesis inside schemathesis trips a CPython 3.11 ast thread-safety bug
 # ("AST constructor recursion depth mismatch") with several.
@@ -38,6 +40,10 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(make_serve
                                                                        tmp_path: Path) -> None:
     server = make_server(env={"SAFEHOLD_RATE_PER_MINUTE": "1000000"})
     phone = registered_device(server.url, server.name)
+    genesis = genesis_statement(server.name, phone.account_id, phone.device_key,
+                                phone.recovery_recipient)
+    assert phone.call("POST", "/v1/roster", json={
+        "statement": sign_statement(genesis, phone.signing_key)}).status_code == 201
     encounter = phone.new_encounter()
     phone.upload(encounter, "audio", 0)
     phone.upload(encounter, "audio", 1, final=True)
@@ -58,5 +64,6 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(make_serve
     assert " 500 " not in log and "Traceback" not in log
     # The token worked: authenticated operations answered 200 on real data.
     for path in (f"/v1/encounters/{encounter}/log/leaves", f"/v1/encounters/{encounter} ",
-                 "/v1/account ", f"/v1/encounters/{encounter}/streams/audio/chunks/0/receipt"):
+                 "/v1/account ", "/v1/roster ",
+                 f"/v1/encounters/{encounter}/streams/audio/chunks/0/receipt"):
         assert re.search(rf'"GET {re.escape(path.strip())}[ ?].*" 200 ', log), path

@@ -6,11 +6,10 @@ import os
 import uuid
 from pathlib import Path
 
-from sync.account import device_invitation, join
 from sync.outbox import Outbox
 from sync.state import StateFolder
 from tests.helpers import ServerProcess
-from tests.synckit import audit, cli, outbox_chunks, register, states
+from tests.synckit import audit, cli, cli_popen, outbox_chunks, register, states
 
 FAST_SERVER = {"SAFEHOLD_RATE_PER_MINUTE": "100000"}
 
@@ -94,10 +93,14 @@ def test_a_second_device_of_the_account_sees_the_encounters(live_server, tmp_pat
     encounter = recorded.stdout.strip()
 
     first = StateFolder(phone)
-    code = device_invitation(first, first.require_registered())
+    linking = cli_popen(phone, "link", "--wait", "60")
+    assert linking.stdout is not None
+    code = linking.stdout.readline().strip()
     tablet = StateFolder(tmp_path / "tablet")
-    settings = join(tablet, live_server.url, code)
-    assert settings.account_id == first.require_registered().account_id
+    added = cli(tablet.path, "add", code, "--server", live_server.url)
+    assert added.returncode == 0, added.stderr
+    assert linking.wait(timeout=60) == 0
+    assert tablet.require_registered().account_id == first.require_registered().account_id
 
     synced = cli(tablet.path, "sync")
     assert synced.returncode == 0, synced.stderr

@@ -14,6 +14,7 @@ from server.api import (
     encounters,
     log,
     meta,
+    roster,
 )
 from server.api.common import (
     BEARER_SCHEME,
@@ -29,5 +30,5 @@ def register_api(api: Api) -> None:
     api.register_converter(UuidConverter, uuid_param_schema)
     api.register_converter(StreamConverter, stream_param_schema)
     for module in (meta, accounts, encounters, chunks, log, changes, contacts, deletion,
-                   batch):
+                   batch, roster):
         api.register_blueprint(module.blp)

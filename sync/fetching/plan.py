@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,9 @@ class Reader:
     pinned_server_key: str | None  # pinned at registration or join; None: trust on first use
     device_keys: Callable[[], list[dict[str, str]]]  # the recording account's device keys
     who: dict[str, str]  # {"kind": "device" | "contact", "id": ...}, recorded in the manifest
+    # The account's verified device roster (sync/roster.py), carried in the manifest so verify
+    # checks the chain; device_keys are exactly its devices.
+    roster_notes: Callable[[], Sequence[str]] = lambda: []
 
 
 @dataclass(frozen=True)
@@ -185,13 +188,20 @@ def _classify(plan: Plan, encounter_id: str, trusted: list[str], taken: set[tupl
         plan.access.append({"index": index, **fields})
 
 
+def _signer_names(note: str) -> str:
+    """Who the note says signed it (unverified names, escaped later for the terminal)."""
+    names = [sig.name for sig in split_note(note)[1]]
+    return ", ".join(names[:3]) if names else "nobody"
+
+
 def _plan_chunk(plan: Plan, encounter_id: str, trusted: list[str], taken: set[tuple[str, int]],
                 index: int, note: str) -> None:
     try:
         desc, _signers = open_descriptor(note, trusted)
     except CryptoError as exc:
-        plan.refused.append(f"log leaf {index} is a chunk descriptor that no trusted device key "
-                            f"signed ({exc}); its chunk was not downloaded")
+        plan.refused.append(f"FORGED: log leaf {index} is a chunk descriptor signed by "
+                            f"{_signer_names(note)}, no device of the account's roster "
+                            f"({exc}); its chunk was not downloaded")
         return
     where = f"{desc.stream} seq {desc.seq} (log leaf {index})"
     if desc.encounter != encounter_id:
