@@ -36,6 +36,8 @@ limit_request_field_size = 8190
 # Heartbeat files off the (possibly slow) data disk; gunicorn makes them with mkstemp.
 if os.path.isdir("/dev/shm"):  # noqa: S108
     worker_tmp_dir = "/dev/shm"  # noqa: S108
+# gunicorn's own default umask is 0: files the workers make would be world-readable.
+umask = 0o077
 accesslog = os.environ.get("SAFEHOLD_ACCESS_LOG") or None
 errorlog = "-"
 

@@ -202,14 +202,16 @@ def expected(role: Role, endpoint: Endpoint) -> tuple[int, str | None]:
 
 def expected_for_deletion(role: Role, endpoint: Endpoint, state: str) -> tuple[int, str | None]:
     """Deletion is for the owner's devices to ask and cancel, and for every active contact of
-    the owner to see and hold, whether or not the encounter was released to it."""
+    the owner to see and hold, whether or not the encounter was released to it, once a deletion
+    has been announced to it. Before that, a contact the encounter was not released to learns
+    nothing: it gets exactly the answer for an encounter that does not exist."""
     group = endpoint.group
     if role.kind in ("forged", "none"):
         return 401, "invalid_token" if role.kind == "forged" else "auth_required"
     if role.kind.startswith("contact"):
         if group in ("deletion_request", "deletion_cancel"):
             return 403, "devices_only"
-        if role.kind not in ACTIVE_CONTACTS:
+        if role.kind not in ACTIVE_CONTACTS or (state == "none" and not role.visible):
             return 404, "not_found"
     elif group == "deletion_hold":
         return 403, "contacts_only"

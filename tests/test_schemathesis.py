@@ -36,7 +36,8 @@ values = [0, 1]
 
 def test_schemathesis_finds_no_server_errors_and_no_schema_violations(make_server,
                                                                        tmp_path: Path) -> None:
-    server = make_server(env={"SAFEHOLD_RATE_PER_MINUTE": "1000000"})
+    server = make_server(env={"SAFEHOLD_RATE_PER_MINUTE": "1000000",
+                              "SAFEHOLD_AUTH_FAILURES_PER_MINUTE": "1000000"})
     phone = registered_device(server.url, server.name)
     encounter = phone.new_encounter()
     phone.upload(encounter, "audio", 0)
