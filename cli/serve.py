@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
 from cli.common import EXIT_OK, CliError
@@ -17,11 +16,11 @@ def _public_url(host: str, port: int) -> str:
 def serve(args: argparse.Namespace) -> int:
     """The development server (werkzeug, threaded) on SQLite and local disk by default."""
     from server.config import ConfigError
+    from server.ops.logs import configure_logging, log_format
     from server.serverkey import ServerKeyError
 
     os.environ.setdefault("SAFEHOLD_PUBLIC_URL", _public_url(args.host, args.port))
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_format(os.environ))
     try:
         from server.app import create_app
 
@@ -53,10 +52,10 @@ def worker(args: argparse.Namespace) -> int:
     """Deliver notifications, release by check-in deadline, carry out due deletions (Procfile
     `worker:`); runs until SIGTERM/SIGINT."""
     from server.config import ConfigError
+    from server.ops.logs import configure_logging, log_format
     from server.worker import main
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_format(os.environ))
     try:
         return main(os.environ)
     except ConfigError as exc:

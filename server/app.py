@@ -20,6 +20,8 @@ from server.docs_page import render_docs
 from server.errors import ApiError, register_error_handlers
 from server.json_depth import refuse_deep_json
 from server.metadata import Store
+from server.ops import observe
+from server.ops.logs import LOG_FORMAT_ENV, RequestIdFilter, make_formatter
 from server.pages import register_pages
 from server.ratelimit import RateLimiter
 from server.serverkey import describe, load_or_create_server_key
@@ -39,7 +41,8 @@ def _ensure_log_handler() -> None:
     # The key fingerprint must reach the operator even when nobody configured logging.
     if not logging.getLogger().handlers and not log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(make_formatter(os.environ.get(LOG_FORMAT_ENV, "json")))
+        handler.addFilter(RequestIdFilter())
         log.addHandler(handler)
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO)
@@ -86,6 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_field(Rfc3339, "string", "date-time")
     register_api(api)
     register_error_handlers(app)
+    observe.install(app, CHUNK_UPLOAD_ENDPOINT)  # first: request id and timing for all
     app.before_request(_limit_json_bodies)
     app.before_request(lambda: refuse_deep_json(CHUNK_UPLOAD_ENDPOINT))
 

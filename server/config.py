@@ -39,6 +39,7 @@ _TEXTS: dict[str, str] = {
     "SMTP_HOST": "SAFEHOLD_SMTP_HOST",
     "SMTP_USERNAME": "SAFEHOLD_SMTP_USERNAME",
     "SMTP_PASSWORD": "SAFEHOLD_SMTP_PASSWORD",
+    "METRICS_TOKEN": "SAFEHOLD_METRICS_TOKEN",  # GET /metrics needs it as a bearer token
 }
 # name -> environment variable, for on/off settings ("1", "true", "yes" / "0", "false", "no")
 _FLAGS: dict[str, str] = {

@@ -8,7 +8,12 @@ WEB_CONCURRENCY (worker processes), SAFEHOLD_THREADS (threads per worker).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from typing import Any
+
+from server.ops.logs import log_format
+from server.ops.logs import logconfig_dict as logconfig_dict_for
 
 
 def _bind() -> str:
@@ -38,12 +43,43 @@ if os.path.isdir("/dev/shm"):  # noqa: S108
     worker_tmp_dir = "/dev/shm"  # noqa: S108
 # gunicorn's own default umask is 0: files the workers make would be world-readable.
 umask = 0o077
-accesslog = os.environ.get("SAFEHOLD_ACCESS_LOG") or None
+# One JSON format for gunicorn's own lines and the app's (server/ops/logs.py); the app writes
+# the access lines itself, with the request id, so gunicorn's access log stays off.
+accesslog = None
 errorlog = "-"
+logconfig_dict = logconfig_dict_for(log_format(os.environ))
+
+
+# Each worker process counts its own metrics in files here, and a scrape of /metrics sums them
+# (server/ops/metrics.py). Set before any worker imports prometheus_client.
+_MADE_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _MADE_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+        prefix="safehold-metrics-", dir=globals().get("worker_tmp_dir"))
+
+
+def _clear_metrics_dir() -> None:
+    """Counts of an earlier run (an operator-named folder outlives us) would be added in."""
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(folder, name))
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _MADE_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def on_starting(server: Any) -> None:
     """Remove blob temp files orphaned by a crash (kill -9, power loss) in an earlier run."""
+    _clear_metrics_dir()
     from server.blobstore import make_blob_store
     from server.blobstore_local import LocalBlobStore
     from server.config import load_config

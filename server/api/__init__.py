@@ -12,6 +12,7 @@ from server.api.common import (
     stream_param_schema,
     uuid_param_schema,
 )
+from server.ops import health
 
 
 def register_api(api: Api) -> None:
@@ -20,3 +21,4 @@ def register_api(api: Api) -> None:
     api.register_converter(StreamConverter, stream_param_schema)
     for module in (meta, accounts, encounters, chunks, log, changes, contacts, deletion):
         api.register_blueprint(module.blp)
+    api.register_blueprint(health.blp)
