@@ -16,6 +16,8 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from server.ops.faults import storage_fault
+
 log = logging.getLogger("safehold.server")
 
 # status -> (code, message) for errors raised by werkzeug / flask-smorest rather than by us
@@ -98,6 +100,11 @@ def _handle_non_canonical_number(error: HTTPException) -> Response:
 def _handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return _handle_http_exception(error)
+    fault = storage_fault(error)  # disk full, damaged database: 503 as documented, not 500
+    if fault is not None:
+        log.critical("storage %s while serving a request: %s", fault, error, exc_info=error)
+        return envelope(503, "storage_unavailable", "Storage is unavailable right now; nothing "
+                        "was acknowledged. Retry later.", headers={"Retry-After": "5"})
     log.exception("unexpected error while serving a request")
     code, message = _HTTP_CODES[500]
     return envelope(500, code, message)

@@ -78,13 +78,20 @@ def on_exit(server: Any) -> None:
 
 
 def on_starting(server: Any) -> None:
-    """Remove blob temp files orphaned by a crash (kill -9, power loss) in an earlier run."""
-    _clear_metrics_dir()
+    """Refuse to start on a setting or database that cannot work (one line saying what to do,
+    before any worker is forked); remove blob temp files orphaned by a crash in an earlier run."""
     from server.blobstore import make_blob_store
     from server.blobstore_local import LocalBlobStore
-    from server.config import load_config
+    from server.ops.startup import StartupError, production_checks
 
-    store = make_blob_store(load_config(os.environ))
+    try:
+        config = production_checks(os.environ)
+    except StartupError as exc:
+        server.log.error("not starting: %s", exc)
+        on_exit(server)
+        raise SystemExit(2)
+    _clear_metrics_dir()
+    store = make_blob_store(config)
     if isinstance(store, LocalBlobStore):
         removed = store.sweep_temp_files(older_than_seconds=3600)
         if removed:

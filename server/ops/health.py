@@ -27,12 +27,12 @@ from server.blobstore_local import LocalBlobStore
 from server.context import Services, services
 from server.errors import ApiError
 from server.metadata_schema import MIGRATIONS
+from server.ops.faults import database_damaged
 from server.ops.metrics import CONTENT_TYPE, render
 
 blp = Blueprint("health", __name__, url_prefix="", description="Health and metrics")
 log = logging.getLogger("safehold.server")
 PROBE_KEY = "readyz/probe"  # never stored; asking for it shows the store answers
-MIN_FREE_BYTES = 64 * 1024 * 1024
 LATEST_SCHEMA = max(version for version, _name, _migrate in MIGRATIONS)
 
 
@@ -42,6 +42,8 @@ def _database_check(svc: Services) -> str:
     except Exception:
         log.exception("readiness: the database does not answer")
         return "unreachable"
+    if database_damaged():
+        return "damaged"
     return "ok" if version >= LATEST_SCHEMA else "not migrated"
 
 
@@ -54,7 +56,8 @@ def _blob_store_check(svc: Services) -> str:
                 return "missing"
             if not os.access(root, os.W_OK | os.X_OK):
                 return "not writable"
-            if shutil.disk_usage(root).free < MIN_FREE_BYTES:
+            # No room for two chunks: uploads would be refused 503 anyway.
+            if shutil.disk_usage(root).free < 2 * int(svc.config["MAX_CHUNK_BYTES"]):
                 return "disk full"
     except Exception:
         log.exception("readiness: the blob store does not answer")

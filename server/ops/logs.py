@@ -67,7 +67,8 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        # ASCII only: a path may hold U+2028 or \x85, which log readers split lines on.
+        return json.dumps(line, default=str, ensure_ascii=True)
 
 
 def make_formatter(kind: str) -> logging.Formatter:
