@@ -28,8 +28,12 @@ bind = [_bind()]
 # Uploads spend most of their time in fsync, which releases the GIL: a few threads per process
 # keep the disk busy while processes give real CPU parallelism for signature checks and hashing.
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, min(8, 2 * (os.cpu_count() or 1))))
-worker_class = "gthread"
+# Connections live on an event loop (slow and idle clients hold no thread) and complete
+# requests run on `threads` OS threads per process: server/ops/evented.py says why not gthread
+# or the plain gevent worker. SAFEHOLD_HEADER_TIMEOUT / SAFEHOLD_BODY_TIMEOUT bound slow clients.
+worker_class = "server.ops.evented.BufferedGeventWorker"
 threads = int(os.environ.get("SAFEHOLD_THREADS") or 4)
+worker_connections = int(os.environ.get("SAFEHOLD_WORKER_CONNECTIONS") or 1000)
 # Each worker builds its own app: SQLite connections and boto3 clients must not cross a fork.
 preload_app = False
 timeout = 60
@@ -77,9 +81,15 @@ def on_exit(server: Any) -> None:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
+SAFEHOLD_APP = "server.wsgi:app"
+
+
 def on_starting(server: Any) -> None:
     """Refuse to start on a setting or database that cannot work (one line saying what to do,
     before any worker is forked); remove blob temp files orphaned by a crash in an earlier run."""
+    _clear_metrics_dir()
+    if getattr(server.app, "app_uri", None) != SAFEHOLD_APP:
+        return  # the same settings serving another app (bench/ingest.py's baseline)
     from server.blobstore import make_blob_store
     from server.blobstore_local import LocalBlobStore
     from server.ops.startup import StartupError, production_checks
@@ -90,7 +100,6 @@ def on_starting(server: Any) -> None:
         server.log.error("not starting: %s", exc)
         on_exit(server)
         raise SystemExit(2)
-    _clear_metrics_dir()
     store = make_blob_store(config)
     if isinstance(store, LocalBlobStore):
         removed = store.sweep_temp_files(older_than_seconds=3600)

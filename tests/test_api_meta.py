@@ -65,6 +65,9 @@ DELETION_OPERATIONS = {  # issue 4: delayed, holdable deletion (tests/test_delet
     ("DELETE", "/v1/encounters/{encounter_id}/deletion"),
     ("POST", "/v1/encounters/{encounter_id}/hold"),
 }
+OPS_OPERATIONS = {  # issue 14: health and metrics (tests/test_ops_health.py)
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+}
 
 
 def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> None:
@@ -82,7 +85,7 @@ def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> No
         ("GET", log + "/checkpoint"), ("GET", log + "/checkpoints/{size}"),
         ("GET", log + "/consistency"), ("GET", log + "/inclusion"), ("GET", log + "/leaves"),
         ("GET", "/v1/changes"),
-    } | CONTACT_OPERATIONS | DELETION_OPERATIONS
+    } | CONTACT_OPERATIONS | DELETION_OPERATIONS | OPS_OPERATIONS
     upload = spec["paths"][chunk]["put"]
     assert "application/octet-stream" in upload["requestBody"]["content"]
     assert any(p["name"] == "Safehold-Descriptor" and p["in"] == "header"
