@@ -172,6 +172,18 @@ def _valid_token(svc: Services) -> TokenRecord:
     return record
 
 
+def enforce_rate_limit(svc: Services, key: str) -> None:
+    wait = svc.limiter.take(key)
+    if wait is not None:
+        raise ApiError(429, "rate_limited",
+                       "Too many requests from this device; retry after Retry-After seconds.",
+                       headers={"Retry-After": retry_after_header(wait)})
+
+
+def enforce_anonymous_rate_limit(svc: Services) -> None:
+    enforce_rate_limit(svc, f"addr:{request.remote_addr}")
+
+
 def charge_failed_auth(svc: Services, refusal: ApiError) -> ApiError:
     """What to answer for a request refused 401 (no token, a bad one, a failed login): the
     refusal itself, or 429 once its address has failed AUTH_FAILURES_PER_MINUTE times.
@@ -184,18 +196,7 @@ def charge_failed_auth(svc: Services, refusal: ApiError) -> ApiError:
     wait = svc.auth_failures.take(f"addr:{request.remote_addr}")
     if wait is None:
         return refusal
+    seconds = retry_after_header(wait)  # the same number in the message and the header
     return ApiError(429, "rate_limited", "Too many requests without a valid token or login "
-                    "from this address; retry after Retry-After seconds.",
-                    headers={"Retry-After": retry_after_header(wait)})
-
-
-def enforce_rate_limit(svc: Services, key: str) -> None:
-    wait = svc.limiter.take(key)
-    if wait is not None:
-        raise ApiError(429, "rate_limited",
-                       "Too many requests from this device; retry after Retry-After seconds.",
-                       headers={"Retry-After": retry_after_header(wait)})
-
-
-def enforce_anonymous_rate_limit(svc: Services) -> None:
-    enforce_rate_limit(svc, f"addr:{request.remote_addr}")
+                    f"from this address; retry after {seconds} seconds.",
+                    headers={"Retry-After": seconds})
