@@ -1,4 +1,4 @@
-"""A full disk under the production server: every refusal is the documented 503
+"""A full disk, and damaged database pages, under a running server: every refusal is the documented 503
 `storage_unavailable` (never a 500 carrying `sqlite3 … disk is full`), /readyz says so, nothing
 half-written is left, and the server recovers by itself once there is room again.
 
@@ -8,6 +8,7 @@ filling it is a real ENOSPC for SQLite and the blob store alike.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -95,3 +96,25 @@ def test_disk_full_is_503_storage_unavailable_everywhere(small_disk: Path) -> No
     assert "storage full while serving a request" in output  # the operator is told why
     assert "disk is full" in output  # ... with SQLite's own words, in the log only
     assert '"status": 500' not in output
+
+
+def test_damaged_pages_under_a_running_server_are_503_and_not_ready(make_server) -> None:
+    server = make_server()  # `safehold serve`: each request thread opens its own connection
+    phone = registered_device(server.url, server.name)
+    encounter = phone.new_encounter()
+    phone.upload(encounter, "audio", 0)
+    assert requests.get(server.url + "/readyz", timeout=10).status_code == 200
+    database = server.data_dir / "safehold.sqlite3"
+    db = sqlite3.connect(database)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    with database.open("r+b") as raw:  # every page after the schema's
+        raw.seek(4096 * 2)
+        raw.write(b"\xa5" * (database.stat().st_size - 4096 * 2))
+    answers = [phone.call("GET", f"/v1/encounters/{encounter}") for _ in range(3)]
+    assert [error_of(a) for a in answers] == [(503, "storage_unavailable")] * 3
+    ready = requests.get(server.url + "/readyz", timeout=10)
+    assert error_of(ready) == (503, "not_ready")
+    assert ready.json()["error"]["details"]["database"] == "damaged"
+    server.stop()
+    assert "storage damaged while serving a request" in server.output()

@@ -27,7 +27,7 @@ from server.blobstore_local import LocalBlobStore
 from server.context import Services, services
 from server.errors import ApiError
 from server.metadata_schema import MIGRATIONS
-from server.ops.faults import database_damaged
+from server.ops.faults import database_damaged, storage_fault
 from server.ops.metrics import CONTENT_TYPE, render
 
 blp = Blueprint("health", __name__, url_prefix="", description="Health and metrics")
@@ -39,9 +39,10 @@ LATEST_SCHEMA = max(version for version, _name, _migrate in MIGRATIONS)
 def _database_check(svc: Services) -> str:
     try:
         version = svc.store.schema_version()
-    except Exception:
+    except Exception as exc:
         log.exception("readiness: the database does not answer")
-        return "unreachable"
+        return {"damaged": "damaged", "full": "disk full"}.get(storage_fault(exc) or "",
+                                                             "unreachable")
     if database_damaged():
         return "damaged"
     return "ok" if version >= LATEST_SCHEMA else "not migrated"
