@@ -1,6 +1,7 @@
-"""A full disk, and damaged database pages, under a running server: every refusal is the documented 503
-`storage_unavailable` (never a 500 carrying `sqlite3 … disk is full`), /readyz says so, nothing
-half-written is left, and the server recovers by itself once there is room again.
+"""A full disk, and damaged database pages, under a running server: every refusal is the
+documented 503 `storage_unavailable` (never a 500 carrying `sqlite3 … disk is full`), /readyz
+says so, nothing half-written is left, and after a full disk the server recovers by itself once
+there is room again.
 
 The data folder is a small tmpfs mounted for the test (needs root, as CI and this machine run);
 filling it is a real ENOSPC for SQLite and the blob store alike.
