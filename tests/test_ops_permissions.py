@@ -20,13 +20,14 @@ def mode(path: Path) -> int:
 
 
 def test_new_data_dir_database_and_wal_are_private(make_server, tmp_path: Path) -> None:
-    data = tmp_path / "fresh-data"
     for kind in ("serve", "gunicorn"):
-        folder = data / kind
-        server = make_server(kind=kind, data_dir=folder)
+        folder = tmp_path / kind / "fresh"  # the server makes it (umask 022 in this test)
+        server = make_server(kind=kind, data_dir=tmp_path / kind,
+                             env={"SAFEHOLD_DATA_DIR": str(folder)})
         phone = registered_device(server.url, server.name)
         phone.upload(phone.new_encounter(), "audio", 0)
         assert mode(folder) == 0o700, kind
+        assert "readable by other users" not in server.output()  # made private, not fixed
         made = [p for p in folder.rglob("*")]
         database = folder / "safehold.sqlite3"
         assert database in made and Path(f"{database}-wal") in made, kind
