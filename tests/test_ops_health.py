@@ -156,6 +156,23 @@ def test_logs_are_json_lines_with_the_request_id(gunicorn: ServerProcess) -> Non
     assert started and all(line["request_id"] is None for line in started)
 
 
+def test_text_logs_when_asked(make_server) -> None:
+    server = make_server(kind="gunicorn", env={"SAFEHOLD_LOG_FORMAT": "text"})
+    requests.get(server.url + "/healthz", headers={"X-Request-Id": "txt-1"}, timeout=5)
+    server.stop()
+    lines = server.output().splitlines()
+    assert any(" INFO safehold.access [txt-1]: GET /healthz 200" in line for line in lines)
+    assert any("safehold.server [-]: server 127.0.0.1:" in line for line in lines)
+    assert not any(line.startswith("{") for line in lines)
+
+
+def test_landing_page_points_people_to_contacts_and_docs(gunicorn: ServerProcess) -> None:
+    page = requests.get(gunicorn.url + "/", timeout=5)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "href='/contact'" in page.text and "href='/docs'" in page.text
+    assert gunicorn.name in page.text
+
+
 def test_worker_logs_in_the_same_format(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
     env.update(SAFEHOLD_DATA_DIR=str(tmp_path / "data"), SAFEHOLD_WORKER_INTERVAL="1",

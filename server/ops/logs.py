@@ -71,8 +71,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=True)
 
 
+class TextFormatter(logging.Formatter):
+    """The human-readable lines: `… [request id]: message`, `[-]` outside a request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        shown = getattr(record, "request_id", None) or "-"
+        return super().format(logging.makeLogRecord({**vars(record), "request_id": shown}))
+
+
 def make_formatter(kind: str) -> logging.Formatter:
-    return logging.Formatter(TEXT_FORMAT) if kind == "text" else JsonFormatter()
+    return TextFormatter(TEXT_FORMAT) if kind == "text" else JsonFormatter()
 
 
 def log_format(environ: Mapping[str, str]) -> str:
@@ -95,7 +103,8 @@ def configure_logging(kind: str = "json", level: int = logging.INFO) -> None:
 def logconfig_dict(kind: str = "json") -> dict[str, Any]:
     """gunicorn's `logconfig_dict`: its own error log in our format, on the same handler."""
     formatter: dict[str, Any] = (
-        {"format": TEXT_FORMAT} if kind == "text" else {"()": "server.ops.logs.JsonFormatter"})
+        {"()": "server.ops.logs.TextFormatter", "fmt": TEXT_FORMAT} if kind == "text"
+        else {"()": "server.ops.logs.JsonFormatter"})
     return {
         "version": 1,
         "disable_existing_loggers": False,
