@@ -38,6 +38,8 @@ worker_connections = int(os.environ.get("SAFEHOLD_WORKER_CONNECTIONS") or 1000)
 preload_app = False
 timeout = 60
 graceful_timeout = 30
+# Kept-alive connections: with the evented worker this only switches them on (it must stay > 0:
+# the head deadline runs in the keep-alive loop); how long one may idle is SAFEHOLD_HEADER_TIMEOUT.
 keepalive = 5
 # A chunk body is at most SAFEHOLD_MAX_CHUNK_BYTES and is refused (413) on Content-Length before
 # it is read; headers stay small (the signed descriptor is well under 2 KiB).
