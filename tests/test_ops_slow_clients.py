@@ -2,7 +2,9 @@
 
 200 connections on loopback send half a request head and stop, trickle a head byte by byte, or
 trickle a chunk's body, reconnecting when the server drops them, while a phone records: its
-acknowledgements must keep arriving (p99 under 1 s). Everything is bounded in count and time.
+acknowledgements must keep arriving (p99 under 1 s). Stalled heads and bodies are closed, and
+the bodies a worker holds in memory stay within its budget however many clients send at once.
+Everything is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 from helpers import Device, ServerProcess, registered_device
@@ -194,3 +197,55 @@ def test_stalled_heads_and_bodies_are_closed_and_store_nothing(make_server) -> N
     server.stop()
     assert "Traceback" not in server.output()
     assert "whose request body stalled" in server.output()
+
+
+def worker_rss_bytes(server: ServerProcess) -> int:
+    """Resident memory of gunicorn's worker processes (children of the master)."""
+    assert server.proc is not None
+    master = server.proc.pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    total = 0
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def test_bodies_held_in_memory_are_bounded(make_server) -> None:
+    server = make_server(kind="gunicorn", env={"SAFEHOLD_BODY_BUFFER_MB": "1",
+                                               "SAFEHOLD_BODY_TIMEOUT": "20"})
+    phone = registered_device(server.url, server.name)
+    encounter = phone.new_encounter()
+    for _ in range(4):  # both workers have served requests before the baseline is taken
+        requests.get(server.url + "/healthz", timeout=5, headers={"Connection": "close"})
+    before = worker_rss_bytes(server)
+    declared = 4 * 1024 * 1024 - 1
+    head = (f"PUT /v1/encounters/{encounter}/streams/audio/chunks/0 HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {phone.token}\r\nSafehold-Descriptor: AAAA\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n")
+    sockets, sent = [], 0
+    for _ in range(40):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(head.encode())
+        sock.setblocking(False)
+        sockets.append([sock, 3 * 1024 * 1024])  # 3 MiB of the 4, then silence
+    deadline = time.monotonic() + 15
+    block = b"z" * 65536
+    while time.monotonic() < deadline and any(left for _, left in sockets):
+        for entry in sockets:
+            if entry[1]:
+                try:
+                    n = entry[0].send(block[:min(len(block), entry[1])])
+                except BlockingIOError:
+                    continue
+                entry[1] -= n
+                sent += n
+        time.sleep(0.01)
+    time.sleep(1)
+    grown = worker_rss_bytes(server) - before
+    for sock, _ in sockets:
+        sock.close()
+    # Without the budget the workers would hold every byte that reached them.
+    assert sent > 60 * 1024 * 1024, sent
+    assert grown < 40 * 1024 * 1024, (grown, sent)
