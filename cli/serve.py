@@ -16,19 +16,26 @@ def _public_url(host: str, port: int) -> str:
 
 def serve(args: argparse.Namespace) -> int:
     """The development server (werkzeug, threaded) on SQLite and local disk by default."""
-    from server.config import ConfigError
+    from server.config import ConfigError, load_config
+    from server.ops.logs import configure_logging, log_format
+    from server.ops.startup import StartupError, check_database
     from server.serverkey import ServerKeyError
 
     os.environ.setdefault("SAFEHOLD_PUBLIC_URL", _public_url(args.host, args.port))
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_format(os.environ))
     try:
         from server.app import create_app
 
+        check_database(load_config(os.environ)["DATABASE_FILE"])
         app = create_app()
-    except (ConfigError, ServerKeyError) as exc:
+    except (ConfigError, ServerKeyError, StartupError) as exc:
         raise CliError(str(exc))
-    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    # run_simple rather than app.run: Flask's banner goes to stdout outside the log format.
+    from werkzeug.serving import run_simple
+
+    logging.getLogger("safehold.server").info("listening on %s",
+                                              _public_url(args.host, args.port))
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
     return EXIT_OK
 
 
@@ -36,10 +43,12 @@ def migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the server's database (the Procfile's release step)."""
     from server.config import ConfigError, load_config
     from server.metadata import Store
+    from server.ops.startup import StartupError, check_database
 
     try:
         config = load_config(os.environ)
-    except ConfigError as exc:
+        check_database(config["DATABASE_FILE"])
+    except (ConfigError, StartupError) as exc:
         raise CliError(str(exc))
     store = Store(config["DATABASE_FILE"])
     applied = store.migrate()
@@ -52,12 +61,14 @@ def migrate(args: argparse.Namespace) -> int:
 def worker(args: argparse.Namespace) -> int:
     """Deliver notifications, release by check-in deadline, carry out due deletions (Procfile
     `worker:`); runs until SIGTERM/SIGINT."""
-    from server.config import ConfigError
+    from server.config import ConfigError, load_config
+    from server.ops.logs import configure_logging, log_format
+    from server.ops.startup import StartupError, check_database
     from server.worker import main
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_format(os.environ))
     try:
+        check_database(load_config(os.environ)["DATABASE_FILE"])
         return main(os.environ)
-    except ConfigError as exc:
+    except (ConfigError, StartupError) as exc:
         raise CliError(str(exc))

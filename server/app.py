@@ -12,13 +12,17 @@ from flask_smorest import Api
 
 from schemas.common import ErrorEnvelopeSchema, Rfc3339
 from server.api import register_api
-from server.api.common import StreamConverter, UuidConverter
+from server.api.common import CanonicalIntConverter, StreamConverter, UuidConverter
 from server.blobstore import make_blob_store
 from server.config import complete_config, load_config
 from server.context import Services
 from server.docs_page import render_docs
 from server.errors import ApiError, register_error_handlers
+from server.json_depth import refuse_deep_json
 from server.metadata import Store
+from server.ops import observe
+from server.ops.logs import LOG_FORMAT_ENV, RequestIdFilter, make_formatter
+from server.pages import register_pages
 from server.ratelimit import RateLimiter
 from server.serverkey import describe, load_or_create_server_key
 
@@ -37,7 +41,8 @@ def _ensure_log_handler() -> None:
     # The key fingerprint must reach the operator even when nobody configured logging.
     if not logging.getLogger().handlers and not log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(make_formatter(os.environ.get(LOG_FORMAT_ENV, "json")))
+        handler.addFilter(RequestIdFilter())
         log.addHandler(handler)
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO)
@@ -53,7 +58,8 @@ def build_services(config: dict[str, Any]) -> Services:
     log.info("server %s key fingerprint %s", config["SERVER_NAME"], fingerprint)
     return Services(config=config, store=store, blobs=make_blob_store(config),
                     signing_key=signing_key, server_key=server_key, fingerprint=fingerprint,
-                    limiter=RateLimiter(config["RATE_PER_MINUTE"]))
+                    limiter=RateLimiter(config["RATE_PER_MINUTE"]),
+                    auth_failures=RateLimiter(config["AUTH_FAILURES_PER_MINUTE"]))
 
 
 def _limit_json_bodies() -> None:
@@ -78,11 +84,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["safehold"] = build_services(settings)
     app.url_map.converters["uuid_lower"] = UuidConverter
     app.url_map.converters["stream"] = StreamConverter
+    app.url_map.converters["int"] = CanonicalIntConverter  # every <int:…> in a path
     api = SafeholdApi(app)
     api.register_field(Rfc3339, "string", "date-time")
     register_api(api)
     register_error_handlers(app)
+    observe.install(app, CHUNK_UPLOAD_ENDPOINT)  # first: request id and timing for all
     app.before_request(_limit_json_bodies)
+    app.before_request(lambda: refuse_deep_json(CHUNK_UPLOAD_ENDPOINT))
+
+    register_pages(app, settings["SERVER_NAME"])
 
     @app.get("/docs")
     def docs() -> Response:

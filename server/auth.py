@@ -111,12 +111,12 @@ def issue_token(svc: Services, device_id: str | None, challenge: str, signature_
         fresh = tx.take_challenge(sha256_hex(challenge), subject, now)
     found = _login_key(svc, device_id, contact_id, challenge)
     if not fresh or found is None:
-        raise _login_refused()
+        raise charge_failed_auth(svc, _login_refused())
     key, account_id, statement = found
     try:
         verify_raw(statement, base64.b64decode(signature_b64, validate=True), key)
     except (CryptoError, binascii.Error, ValueError):
-        raise _login_refused()
+        raise charge_failed_auth(svc, _login_refused())
     token_id = secrets.token_urlsafe(TOKEN_ID_BYTES)
     secret = secrets.token_urlsafe(TOKEN_SECRET_BYTES)
     expires = now + svc.config["TOKEN_TTL_SECONDS"]
@@ -146,13 +146,10 @@ def _invalid_token() -> ApiError:
 def authenticate(svc: Services, allow_contacts: bool = False) -> Caller:
     """The device (or, if allowed, the trusted contact) behind the request's bearer token,
     after its rate limit; else 401/429, or 403 for a contact where only devices may act."""
-    token_id, _, secret = _bearer_token().partition(".")
-    with svc.store.read() as tx:
-        record = tx.token(token_id) if token_id and secret else None
-    if record is None or record.expires_at < svc.now():
-        raise _invalid_token()
-    if not hmac.compare_digest(sha256_hex(secret), record.secret_hash):
-        raise _invalid_token()
+    try:
+        record = _valid_token(svc)
+    except ApiError as refusal:
+        raise charge_failed_auth(svc, refusal)
     enforce_rate_limit(svc, f"device:{record.device_id}")
     if record.device_id.startswith(CONTACT_SUBJECT):
         caller = Caller(CONTACT, record.device_id[len(CONTACT_SUBJECT):], record.account_id)
@@ -162,6 +159,17 @@ def authenticate(svc: Services, allow_contacts: bool = False) -> Caller:
         raise ApiError(403, "devices_only", "Only the account's own devices may do this; a "
                        "trusted contact can read what was released to it.")
     return caller
+
+
+def _valid_token(svc: Services) -> TokenRecord:
+    token_id, _, secret = _bearer_token().partition(".")
+    with svc.store.read() as tx:
+        record = tx.token(token_id) if token_id and secret else None
+    if record is None or record.expires_at < svc.now():
+        raise _invalid_token()
+    if not hmac.compare_digest(sha256_hex(secret), record.secret_hash):
+        raise _invalid_token()
+    return record
 
 
 def enforce_rate_limit(svc: Services, key: str) -> None:
@@ -175,3 +183,21 @@ def enforce_rate_limit(svc: Services, key: str) -> None:
 
 def enforce_anonymous_rate_limit(svc: Services) -> None:
     enforce_rate_limit(svc, f"addr:{request.remote_addr}")
+
+
+def charge_failed_auth(svc: Services, refusal: ApiError) -> ApiError:
+    """What to answer for a request refused 401 (no token, a bad one, a failed login): the
+    refusal itself, or 429 once its address has failed AUTH_FAILURES_PER_MINUTE times.
+
+    Failures are counted per client address in a bucket of their own, so token guessing and
+    floods of unauthenticated requests are slowed down without touching logged-in devices
+    behind the same address (their requests are counted in their own buckets)."""
+    if refusal.status != 401:
+        return refusal
+    wait = svc.auth_failures.take(f"addr:{request.remote_addr}")
+    if wait is None:
+        return refusal
+    seconds = retry_after_header(wait)  # the same number in the message and the header
+    return ApiError(429, "rate_limited", "Too many requests without a valid token or login "
+                    f"from this address; retry after {seconds} seconds.",
+                    headers={"Retry-After": seconds})

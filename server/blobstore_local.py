@@ -39,7 +39,7 @@ def fsync_dir(path: Path) -> None:
 class LocalBlobStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self.root)!r})"
@@ -139,7 +139,7 @@ class LocalBlobStore:
             folder = folder.parent
         for new in reversed(missing):
             try:
-                new.mkdir(exist_ok=True)
+                new.mkdir(mode=0o700, exist_ok=True)
             except FileExistsError:  # a blob sits where this key needs a folder
                 raise BlobConflict(f"{new.relative_to(self.root)} is a blob, not a folder")
             fsync_dir(new.parent)
@@ -147,7 +147,7 @@ class LocalBlobStore:
     @staticmethod
     def _write_temp(folder: Path, data: bytes) -> Path:
         temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             view = memoryview(data)
             while view:

@@ -20,6 +20,8 @@ _INTEGERS: dict[str, tuple[str, int]] = {
     "MAX_CHUNK_BYTES": ("SAFEHOLD_MAX_CHUNK_BYTES", 4 * MIB),
     "MAX_STREAMS": ("SAFEHOLD_MAX_STREAMS", 8),
     "RATE_PER_MINUTE": ("SAFEHOLD_RATE_PER_MINUTE", 600),
+    # 401s (no token, bad token, failed login) per client address; see server/auth.py
+    "AUTH_FAILURES_PER_MINUTE": ("SAFEHOLD_AUTH_FAILURES_PER_MINUTE", 30),
     "TOKEN_TTL_SECONDS": ("SAFEHOLD_TOKEN_TTL_SECONDS", 3600),
     "CHALLENGE_TTL_SECONDS": ("SAFEHOLD_CHALLENGE_TTL_SECONDS", 120),
     "INVITATION_TTL_SECONDS": ("SAFEHOLD_INVITATION_TTL_SECONDS", 900),
@@ -37,6 +39,7 @@ _TEXTS: dict[str, str] = {
     "SMTP_HOST": "SAFEHOLD_SMTP_HOST",
     "SMTP_USERNAME": "SAFEHOLD_SMTP_USERNAME",
     "SMTP_PASSWORD": "SAFEHOLD_SMTP_PASSWORD",
+    "METRICS_TOKEN": "SAFEHOLD_METRICS_TOKEN",  # GET /metrics needs it as a bearer token
 }
 # name -> environment variable, for on/off settings ("1", "true", "yes" / "0", "false", "no")
 _FLAGS: dict[str, str] = {

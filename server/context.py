@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
@@ -22,6 +22,9 @@ class Services:
     server_key: str  # verifier key
     fingerprint: str
     limiter: RateLimiter
+    # 401s per client address (server/auth.py); its own bucket so failures never eat the
+    # budget of the devices behind the same address.
+    auth_failures: RateLimiter = field(default_factory=lambda: RateLimiter(30))
 
     @property
     def server_name(self) -> str:

@@ -30,9 +30,12 @@ from server.metadata_contacts import ACTIVE
 from server.metadata_deletion import DeletionRequest, Tombstone
 from server.metadata_encounters import Encounter
 from server.notify import enqueue_notification
+from server.release import encounter_release
 
 log = logging.getLogger("safehold.deletion")
 BATCH = 20
+# Notifications that tell a contact an encounter exists (every active contact gets them).
+ANNOUNCED = ("deletion_scheduled", "deletion_cancelled", "deletion_held", "encounter_deleted")
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def place_hold(svc: Services, caller: Caller, encounter_id: str) -> DeletionView
     with svc.store.write() as tx:
         encounter = tx.encounter(encounter_id)
         if encounter is None or caller.kind != CONTACT \
-                or not may_see_deletion(tx, caller, encounter):
+                or not may_see_deletion(tx, caller, encounter, svc.now()):
             raise not_found()
         refuse_if_deleted(tx, encounter_id)
         current = tx.open_deletion(encounter_id)
@@ -142,7 +145,7 @@ def deletion_status(svc: Services, caller: Caller, encounter_id: str) -> Deletio
     """The encounter's latest deletion request: for the owner and the owner's contacts."""
     with svc.store.read() as tx:
         encounter = tx.encounter(encounter_id)
-        if encounter is None or not may_see_deletion(tx, caller, encounter):
+        if encounter is None or not may_see_deletion(tx, caller, encounter, svc.now()):
             raise not_found()
         latest = tx.latest_deletion(encounter_id)
     if latest is None:
@@ -156,13 +159,19 @@ def open_deletion_view(tx: Tx, encounter_id: str) -> DeletionView | None:
     return DeletionView.of(current) if current is not None else None
 
 
-def may_see_deletion(tx: Tx, caller: Caller, encounter: Encounter) -> bool:
-    """The owner's devices and every active contact of the owner (released to them or not)."""
+def may_see_deletion(tx: Tx, caller: Caller, encounter: Encounter, now: float) -> bool:
+    """The owner's devices, and every active contact of the owner that knows the encounter
+    exists: released to it, or told of a deletion of it (deletions are announced to every
+    active contact, released or not). Any other contact is answered as for a missing id."""
     if caller.kind == DEVICE:
         return caller.account_id == encounter.account_id
-    if caller.kind == CONTACT:
-        return caller.contact_id in active_contact_ids(tx, encounter.account_id)
-    return False
+    if caller.kind != CONTACT or caller.contact_id not in active_contact_ids(
+            tx, encounter.account_id):
+        return False
+    if tx.told_of(caller.contact_id, encounter.encounter_id, ANNOUNCED):
+        return True
+    contact = tx.contact(caller.contact_id)
+    return contact is not None and encounter_release(tx, contact, encounter, now) is not None
 
 
 def active_contact_ids(tx: Tx, account_id: str) -> list[str]:

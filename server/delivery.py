@@ -112,9 +112,10 @@ def email_message(body: Mapping[str, Any], address: str, settings: MailSettings)
     details = body.get("details") or {}
     if "due_at" in details:
         lines += [f"Deletion due at: {details['due_at']}",
-                  "A trusted contact can stop it by placing a hold before then "
-                  f"(POST {body['link']}/hold)."]
-    lines += ["", f"Open it with your Safehold app or `safehold contact list`: {body['link']}",
+                  "A trusted contact can stop it by placing a hold before then, "
+                  "in the Safehold contact app."]
+    lines += ["", f"Open it with your Safehold contact app or `safehold contact list`; "
+              f"how: {body['page']}",
               "", f"Notification id: {body['id']} (every copy of this message has the same id).",
               "This message never contains any part of the recording."]
     message.set_content("\n".join(lines) + "\n")

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from server.ops.faults import storage_fault
 
 log = logging.getLogger("safehold.server")
 
@@ -47,6 +49,15 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers = dict(headers or {})
+
+
+class NonCanonicalNumber(BadRequest):
+    """A number in a path written other than as its canonical decimal (`007`, non-ASCII
+    digits); raised by the path converter, answered 400 `non_canonical_number`."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"{text!r} is not a canonical decimal number: write it without "
+                         "leading zeros, in ASCII digits (e.g. 7, not 007).")
 
 
 def not_found(message: str = "There is no such encounter (or it is not yours).") -> ApiError:
@@ -82,9 +93,18 @@ def _handle_http_exception(error: HTTPException) -> Response:
     return envelope(status, code, message, details, headers)
 
 
+def _handle_non_canonical_number(error: HTTPException) -> Response:
+    return envelope(400, "non_canonical_number", str(error.description))
+
+
 def _handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return _handle_http_exception(error)
+    fault = storage_fault(error)  # disk full, damaged database: 503 as documented, not 500
+    if fault is not None:
+        log.critical("storage %s while serving a request: %s", fault, error, exc_info=error)
+        return envelope(503, "storage_unavailable", "Storage is unavailable right now; nothing "
+                        "was acknowledged. Retry later.", headers={"Retry-After": "5"})
     log.exception("unexpected error while serving a request")
     code, message = _HTTP_CODES[500]
     return envelope(500, code, message)
@@ -93,5 +113,6 @@ def _handle_unexpected(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     """Install the envelope for every error; call after flask-smorest's Api(app)."""
     app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(NonCanonicalNumber, _handle_non_canonical_number)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from sqlite_utils import Database
 
+from server.datadir import private_database
 from server.group_commit import GroupCommit
 from server.metadata_accounts import AccountQueries
 from server.metadata_changes import ChangeQueries
@@ -49,7 +50,7 @@ class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQuer
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path)  # 0700 folder, 0600 files: it holds contacts' secrets
         self._local = threading.local()
         self._writer_lock = threading.Lock()
         self._writer_lock_path = self.path.with_name(self.path.name + ".writer-lock")
@@ -100,7 +101,7 @@ class Store:
         """
         pid = os.getpid()
         if self._lock_fd is None or self._lock_fd[0] != pid:
-            fd = os.open(self._writer_lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            fd = os.open(self._writer_lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             weakref.finalize(self, os.close, fd)
             self._lock_fd = (pid, fd)
         return self._lock_fd[1]

@@ -103,6 +103,26 @@ class NotifyQueries:
                              [contact_id])
         return [_notification(row) for row in rows]
 
+    def told_of(self, contact_id: str, encounter_id: str, kinds: tuple[str, ...]) -> bool:
+        """Whether the contact was sent a notification of one of `kinds` about the encounter."""
+        marks = ",".join("?" * len(kinds))
+        row = self.db.execute(
+            f"SELECT 1 FROM notifications WHERE contact_id = ? AND encounter_id = ? "  # noqa: S608
+            f"AND kind IN ({marks}) LIMIT 1", [contact_id, encounter_id, *kinds]).fetchone()
+        return row is not None
+
+    def queue_depth(self, now: float) -> dict[str, int]:
+        """What `safehold worker` has still to do (for /metrics)."""
+        def count(sql: str, params: list[Any]) -> int:
+            return int(self.db.execute(sql, params).fetchone()[0])
+
+        return {
+            "notifications": count("SELECT COUNT(*) FROM notifications WHERE expanded = 0", []),
+            "deliveries": count("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'", []),
+            "deletions": count("SELECT COUNT(*) FROM deletion_requests WHERE (state = "
+                               "'scheduled' AND due_ts <= ?) OR state = 'deleting'", [now]),
+        }
+
     def unexpanded_notifications(self, limit: int) -> list[Notification]:
         rows = self.db.query("SELECT * FROM notifications WHERE expanded = 0 ORDER BY id "
                              "LIMIT ?", [limit])

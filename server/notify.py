@@ -59,8 +59,10 @@ def enqueue_notification(tx: Tx, *, contact_id: str, kind: str, encounter_id: st
 
 
 def message_body(notification: Notification, server_name: str, public_url: str) -> dict[str, Any]:
-    """The JSON a receiver gets (webhook body; also the facts in an email)."""
-    link = public_url.rstrip("/")
+    """The JSON a receiver gets (webhook body; also the facts in an email). `link` is the API
+    URL (it needs the contact's login); `page` the page a person can open in a browser."""
+    link = page = public_url.rstrip("/")
+    page += "/contact"
     if notification.encounter_id:
         link += f"/v1/encounters/{notification.encounter_id}"
     return {
@@ -71,6 +73,7 @@ def message_body(notification: Notification, server_name: str, public_url: str) 
         "at": notification.at,
         "server": server_name,
         "link": link,
+        "page": page,
         **({"details": notification.details} if notification.details else {}),
     }
 

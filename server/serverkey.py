@@ -44,7 +44,7 @@ def load_or_create_server_key(path: Path, server_name: str) -> str:
 
 
 def _create(path: Path, server_name: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # usually the data folder
     signing_key = generate_signing_key(server_name)
     # Write a private temp file, then link it into place: link fails if another worker won the
     # race, and nobody ever reads a half-written key.

@@ -37,6 +37,7 @@ from server.encounters import signed_checkpoint
 from server.errors import ApiError
 from server.metadata import Tx
 from server.metadata_encounters import ChunkRecord
+from server.ops.metrics import FSYNC_SECONDS
 
 ReadBody = Callable[[int], bytes]
 
@@ -136,7 +137,8 @@ def upload_chunk(svc: Services, caller: Caller, slot_url: tuple[str, str, int],
         held = admit(tx, svc, desc)
     if held is not None:
         return held, False
-    _store_blob(svc, desc, body)
+    with FSYNC_SECONDS.labels("blob").time():  # write, fsync file and folder
+        _store_blob(svc, desc, body)
 
     def record_chunk(tx: Tx) -> tuple[ChunkRecord, bool]:
         writable_encounter(tx, caller, slot_url[0])  # again: a deletion may have begun since
@@ -146,7 +148,8 @@ def upload_chunk(svc: Services, caller: Caller, slot_url: tuple[str, str, int],
         return _append(tx, svc, caller, desc, note), True
 
     # Shared with concurrent uploads' transactions; returns once committed (durable).
-    return svc.store.write_grouped(record_chunk)
+    with FSYNC_SECONDS.labels("commit").time():  # includes waiting for the shared COMMIT
+        return svc.store.write_grouped(record_chunk)
 
 
 def _store_blob(svc: Services, desc: ChunkDescriptor, body: bytes) -> None:

@@ -7,7 +7,10 @@ upgrade, and WAL with synchronous=FULL makes it durable when the block exits.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -15,9 +18,27 @@ from pathlib import Path
 
 import sqlite_utils
 
+log = logging.getLogger("safehold.state")
+PRIVATE_FILE = 0o600
+
+
+def private_file(path: Path) -> None:
+    """Make `path` 0600 (it may hold an invitation's secret), saying so if it was wider."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & ~PRIVATE_FILE:
+        os.chmod(path, PRIVATE_FILE)
+        log.warning("%s was readable by other users (mode %o); changed it to 600", path, mode)
+
 
 def open_database(path: Path) -> sqlite_utils.Database:
-    """A connection in autocommit mode (transactions are ours), WAL, durable commits."""
+    """A connection in autocommit mode (transactions are ours), WAL, durable commits.
+
+    The file is created 0600 before SQLite opens it (SQLite would use the umask, and gives its
+    -wal and -shm files the main file's mode); existing ones are tightened."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE))
+    for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-journal"):
+        if (path.parent / name).exists():
+            private_file(path.parent / name)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
                            timeout=30.0)
     db = sqlite_utils.Database(conn)

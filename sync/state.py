@@ -1,12 +1,12 @@
 """The device's state folder (`--state DIR`): keys, settings and the outbox.
 
-    DIR/                 0700
+    DIR/                 0700 (an existing folder open to others is tightened, with a warning)
       device.key         0600  Ed25519 signing key of this device (signed-note key encoding)
       recovery.key       0600  the owner's own age identity; its recipient gets a stanza in
                                every chunk so the owner can always open their own recordings
       settings.json            server URL, server name, the server key pinned at registration,
                                account and device ids, recovery recipient
-      outbox.db                sync/outbox.py
+      outbox.db          0600  sync/outbox.py (its -wal/-shm files too)
 
 Secrets are written once, with O_EXCL, and never overwritten; settings are replaced atomically
 (temp file, fsync, rename, fsync folder), so a crash leaves the old or the new file, never half.
@@ -15,7 +15,9 @@ Secrets are written once, with O_EXCL, and never overwritten; settings are repla
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ DEVICE_KEY = "device.key"
 RECOVERY_KEY = "recovery.key"
 SETTINGS = "settings.json"
 OUTBOX = "outbox.db"
+log = logging.getLogger("safehold.state")
 
 
 @dataclass
@@ -57,7 +60,14 @@ class StateFolder:
         self.path = Path(path)
 
     def ensure(self) -> None:
+        """Create the folder 0700, or tighten an existing one that others could read: its
+        outbox holds an invitation's secret until the invitee accepts."""
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(self.path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(self.path, 0o700)
+            log.warning("state folder %s was open to other users (mode %o); changed it to 700",
+                        self.path, mode)
 
     # -- secrets ------------------------------------------------------------------------------
     def write_secret(self, name: str, text: str) -> None:

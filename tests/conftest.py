@@ -23,7 +23,8 @@ ServerFactory = Callable[..., ServerProcess]
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("live-server") / "data"
     # A high rate limit: the whole suite shares this server from one address.
-    server = ServerProcess(data_dir, env={"SAFEHOLD_RATE_PER_MINUTE": "100000"}).start()
+    server = ServerProcess(data_dir, env={"SAFEHOLD_RATE_PER_MINUTE": "100000",
+                                          "SAFEHOLD_AUTH_FAILURES_PER_MINUTE": "100000"}).start()
     yield server
     server.stop()
 

@@ -130,7 +130,8 @@ class AppServer:
         self.name = f"127.0.0.1:{self.port}"
         self.config: dict[str, Any] = {
             "DATA_DIR": self.data_dir, "PUBLIC_URL": self.url, "CLOCK": self.clock,
-            "RATE_PER_MINUTE": 100000, "WEBHOOK_ALLOW_PRIVATE": True,
+            "RATE_PER_MINUTE": 100000, "AUTH_FAILURES_PER_MINUTE": 100000,
+            "WEBHOOK_ALLOW_PRIVATE": True,
             # Tests move the clock by days; logins made at the start must stay valid.
             "TOKEN_TTL_SECONDS": 90 * 24 * 3600, **self.settings,
         }

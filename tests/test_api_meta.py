@@ -76,12 +76,17 @@ ROSTER_OPERATIONS = {  # issue 10: the signed device roster (tests/test_roster_*
     ("POST", "/v1/roster/requests"), ("GET", "/v1/roster/contacts"),
     ("PUT", "/v1/roster/contacts"),
 }
+OPS_OPERATIONS = {  # issue 14: health and metrics (tests/test_ops_health.py)
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+}
 
 
 def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> None:
     spec = requests.get(live_server.url + "/openapi.json", timeout=5).json()
     operations = {(method.upper(), path) for path, item in spec["paths"].items()
                   for method in item if method != "parameters"}
+    assert operations >= OPS_OPERATIONS
+    operations -= OPS_OPERATIONS
     chunk = "/v1/encounters/{encounter_id}/streams/{stream}/chunks/{seq}"
     log = "/v1/encounters/{encounter_id}/log"
     assert operations == {

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from contactkit import add_contact
 from helpers import free_port, registered_device
 from notifykit import AppServer, SmtpSink
@@ -51,12 +52,17 @@ def test_alert_and_release_are_emailed(server: AppServer, smtp_port: int) -> Non
         notification_id = message["Safehold-Notification-Id"]
         assert message["Message-ID"] == f"<{notification_id}@127.0.0.1>"
         text = body_text(message)
-        assert encounter in text and f"{server.url}/v1/encounters/{encounter}" in text
+        assert encounter in text and f"{server.url}/contact" in text
+        assert "/v1/" not in text  # an API URL answers a browser with raw 401 JSON
         assert notification_id in text
         assert "XY-123" not in message.as_string()
         subjects.add(message["Subject"])
     assert subjects == {"Safehold: A recording has been released to you",
                         "Safehold: An alert was raised"}
+    # What a person clicking the link sees: a page, not an error envelope.
+    page = requests.get(f"{server.url}/contact", timeout=5)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "safehold contact list" in page.text
 
 
 def test_smtp_server_down_gets_it_later_exactly_once(server: AppServer, smtp_port: int) -> None:

@@ -66,8 +66,9 @@ def test_check_in_release_is_posted_once_with_a_valid_signature(
     assert body["details"] == {"reason": "check_in"}
     assert body["server"] == server.name
     assert body["link"] == f"{server.url}/v1/encounters/{encounter}"
+    assert body["page"] == f"{server.url}/contact"  # for people: a page, not the API
     assert set(body) == {"format", "id", "kind", "encounter_id", "at", "server", "link",
-                         "details"}
+                         "page", "details"}
     assert b"badge" not in message.body and b"words spoken" not in message.body
     # The link works for the contact, whose release has now happened.
     assert contact.call("GET", f"/v1/encounters/{encounter}").status_code == 200

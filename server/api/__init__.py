@@ -23,6 +23,7 @@ from server.api.common import (
     stream_param_schema,
     uuid_param_schema,
 )
+from server.ops import health
 
 
 def register_api(api: Api) -> None:
@@ -32,3 +33,4 @@ def register_api(api: Api) -> None:
     for module in (meta, accounts, encounters, chunks, log, changes, contacts, deletion,
                    batch, roster):
         api.register_blueprint(module.blp)
+    api.register_blueprint(health.blp)

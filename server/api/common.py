@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 
 from flask import g
 from flask_smorest import Blueprint
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 from schemas.common import STREAM_PATTERN, UUID_PATTERN
 from server.auth import CONTACT, Caller, authenticate, enforce_anonymous_rate_limit
 from server.context import services
-from server.errors import ApiError
+from server.errors import ApiError, NonCanonicalNumber
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -30,6 +30,18 @@ class UuidConverter(BaseConverter):
 
 class StreamConverter(BaseConverter):
     regex = STREAM_PATTERN.strip("^$")
+
+
+class CanonicalIntConverter(IntegerConverter):
+    """werkzeug's `int` converter, refusing what protocol.md forbids: a number has one
+    spelling in a URL, so `/chunks/007` is refused (400 `non_canonical_number`) rather than
+    taken as seq 7. Raising an HTTPException (not ValidationError) makes Flask answer it
+    instead of looking for another route."""
+
+    def to_python(self, value: str) -> Any:
+        if not value.isascii() or (len(value) > 1 and value.startswith("0")):
+            raise NonCanonicalNumber(value)
+        return super().to_python(value)
 
 
 def uuid_param_schema(converter: BaseConverter) -> dict[str, Any]:
