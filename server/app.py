@@ -21,6 +21,7 @@ from server.errors import ApiError, register_error_handlers
 from server.metadata import Store
 from server.ratelimit import RateLimiter
 from server.serverkey import describe, load_or_create_server_key
+from server.web_pages import register_web_pages
 
 log = logging.getLogger("safehold.server")
 MAX_JSON_BODY = 64 * 1024
@@ -83,6 +84,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_api(api)
     register_error_handlers(app)
     app.before_request(_limit_json_bodies)
+    register_web_pages(app)
 
     @app.get("/docs")
     def docs() -> Response:

@@ -1,0 +1,96 @@
+"""The contact page joins an invitation in a real browser, as `safehold contact join` does."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from age_tty import run_with_tty
+from helpers import ServerProcess
+from playwright.sync_api import Browser, Page, expect
+from synckit import cli, register
+from webkit import launch, new_page
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from launch()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context, page = new_page(browser)
+    yield page
+    context.close()
+
+
+def join_on_page(page: Page, url: str, code: str, via_link: bool = True) -> str:
+    if via_link:
+        page.goto(f"{url}/contact#invite={code}")
+        expect(page.get_by_role("textbox", name="Invitation code")).to_have_value(code)
+    else:
+        page.goto(f"{url}/contact")
+        page.get_by_role("textbox", name="Invitation code").fill(code)
+    page.get_by_role("textbox", name="Passphrase", exact=True).fill(PASSPHRASE)
+    page.get_by_role("textbox", name="Repeat passphrase").fill(PASSPHRASE)
+    page.get_by_role("button", name="Join").click()
+    safety = page.get_by_label("Safety number")
+    expect(safety).to_have_text(re.compile(r"^(\d{5} ){11}\d{5}$"))
+    return safety.inner_text()
+
+
+def test_join_from_link_pins_the_contact_with_the_same_safety_number(
+        page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
+    phone = tmp_path / "phone"
+    register(phone, live_server.url)
+    code = cli(phone, "invite", "--name", "Mom", "--policy", "immediate").stdout.strip()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+
+    safety = join_on_page(page, live_server.url, code)
+
+    # The secret half of the code stayed in the fragment: no request ever carried it.
+    secret = code.split(".")[1]
+    assert requests and not any(secret in url for url in requests)
+    assert "#" not in page.url  # and it left the address bar
+    contacts = cli(phone, "contacts")
+    assert contacts.returncode == 0, contacts.stderr
+    assert "Mom  [immediate]  pinned" in contacts.stdout
+    assert f"safety number: {safety}" in contacts.stdout
+
+    # The key file is a passphrase-protected age identity file that `age -d` opens.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Save my key file").click()
+    key_file = tmp_path / "mom.key.age"
+    download.value.save_as(key_file)
+    assert key_file.read_text().startswith("-----BEGIN AGE ENCRYPTED FILE-----")
+    out = tmp_path / "mom.key"
+    status, transcript = run_with_tty(["age", "-d", "-o", str(out), str(key_file)], [PASSPHRASE])
+    assert status == 0, transcript
+    lines = out.read_text().splitlines()
+    assert lines[1].startswith("# public key: age1") and lines[2].startswith("AGE-SECRET-KEY-1")
+
+
+def test_a_changed_invitation_is_refused_and_nothing_is_sent(
+        page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
+    phone = tmp_path / "phone"
+    register(phone, live_server.url)
+    code = cli(phone, "invite", "--name", "Eve").stdout.strip()
+    # Another secret for the same invitation id: the owner proof cannot match, as when the
+    # server shows keys or terms the owner's device did not commit to.
+    forged = code.split(".")[0] + "." + ("A" * 42 + "E")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.goto(f"{live_server.url}/contact")
+    page.get_by_role("textbox", name="Invitation code").fill(forged)
+    page.get_by_role("textbox", name="Passphrase", exact=True).fill(PASSPHRASE)
+    page.get_by_role("textbox", name="Repeat passphrase").fill(PASSPHRASE)
+    page.get_by_role("button", name="Join").click()
+    expect(page.get_by_role("status")).to_contain_text("does not match the code's secret")
+    assert posts == []
+    contacts = cli(phone, "contacts")
+    assert contacts.returncode == 0 and "pinned" not in contacts.stdout, contacts

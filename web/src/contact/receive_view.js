@@ -1,0 +1,2 @@
+// Placeholder until the receive view lands.
+export function startReceiving() {}
