@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +10,7 @@ from age_tty import run_with_tty
 from helpers import ServerProcess
 from playwright.sync_api import Browser, Page, expect
 from synckit import cli, register
-from webkit import launch, new_page
-
-PASSPHRASE = "correct horse battery staple"
+from webkit import PASSPHRASE, join_on_page, launch, new_page
 
 
 @pytest.fixture(scope="module")
@@ -26,21 +23,6 @@ def page(browser: Browser) -> Iterator[Page]:
     context, page = new_page(browser)
     yield page
     context.close()
-
-
-def join_on_page(page: Page, url: str, code: str, via_link: bool = True) -> str:
-    if via_link:
-        page.goto(f"{url}/contact#invite={code}")
-        expect(page.get_by_role("textbox", name="Invitation code")).to_have_value(code)
-    else:
-        page.goto(f"{url}/contact")
-        page.get_by_role("textbox", name="Invitation code").fill(code)
-    page.get_by_role("textbox", name="Passphrase", exact=True).fill(PASSPHRASE)
-    page.get_by_role("textbox", name="Repeat passphrase").fill(PASSPHRASE)
-    page.get_by_role("button", name="Join").click()
-    safety = page.get_by_label("Safety number")
-    expect(safety).to_have_text(re.compile(r"^(\d{5} ){11}\d{5}$"))
-    return safety.inner_text()
 
 
 def test_join_from_link_pins_the_contact_with_the_same_safety_number(

@@ -1,2 +1,138 @@
-// Placeholder until the receive view lands.
-export function startReceiving() {}
+// The recordings shared with this contact: the list (kept up to date), and per recording a
+// "Decrypt" button that checks and decrypts everything in the browser, follows a recording
+// still in progress, and offers each stream's file and the bundle.
+
+import { Api, contactLogin } from "../protocol/api.js";
+import { EncounterReader, streamFile, streamFileName } from "../protocol/encounter_reader.js";
+import { $, downloadUrl, el, show, status } from "./ui.js";
+
+const LIST_EVERY_MS = 5000;
+const LIVE_EVERY_MS = 1500;
+const shown = new Map(); // encounter id -> list item
+
+function when(rfc3339) {
+  return new Date(rfc3339).toLocaleString();
+}
+
+const REASONS = {
+  immediate: "shared with you as it is recorded",
+  alert: "shared because an alert was raised",
+  check_in: "shared because they did not check in as safe in time",
+};
+
+function encounterItem(entry, membership, api, identity) {
+  const button = el("button", { type: "button", text: "Decrypt" });
+  const result = el("div", { class: "result" });
+  const item = el("li", { "data-encounter": entry.encounter_id },
+    el("h3", { text: `Recording started ${when(entry.started_at)}` }),
+    el("p", { text: `${REASONS[entry.reason] || entry.reason} (${when(entry.released_at)}). ` +
+      `Recording ${entry.encounter_id}.` }),
+    button, result);
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    follow(new EncounterReader(api, membership, entry.encounter_id, [identity]), result)
+      .finally(() => { button.disabled = false; });
+  });
+  return item;
+}
+
+function streamStatus(s) {
+  if (s.closed) return `complete: ${s.chunks.length} pieces, the recording ended normally`;
+  if (s.waiting.length) return "still arriving…";
+  return `cut off after piece ${s.lastSeq} (recorded ${when(s.lastTime)}): nothing after it reached the server`;
+}
+
+function renderStream(s) {
+  const item = el("li", { "data-stream": s.name },
+    el("strong", { text: s.name }), el("span", { text: ` — ${streamStatus(s)}` }));
+  const notes = [];
+  if (s.missing.length) notes.push(`Pieces that never reached the server: ${s.missing.join(", ")}.`);
+  if (s.bad.length) notes.push(`Pieces left out because they failed the checks: ${s.bad.map((c) => c.seq).join(", ")}.`);
+  for (const note of notes) item.append(el("p", { class: "warn", text: note }));
+  if (s.good.length) {
+    const bytes = streamFile(s);
+    const url = downloadUrl(bytes);
+    const good = s.good.length === s.chunks.length && !s.missing.length;
+    item.append(el("p", {}, el("a", { href: url, download: streamFileName(s.name),
+      "aria-describedby": `about-${s.name}` }, "Download"),
+    el("span", { id: `about-${s.name}`, text: ` ${streamFileName(s.name)}, ${bytes.length} bytes` +
+      (good ? "" : " (with the gaps above)") })));
+    if (s.name === "audio" || s.name === "video") {
+      item.append(el(s.name, { controls: "", src: url, preload: "metadata" }));
+    }
+  }
+  return item;
+}
+
+function render(reader, result, live) {
+  const streams = reader.streams();
+  const lines = [];
+  const problems = el("ul", { class: "problems" });
+  for (const p of reader.problems) problems.append(el("li", { text: p.message }));
+  if (reader.problems.length) {
+    lines.push(el("p", { class: "error", role: "alert",
+      text: "Some pieces failed the checks: they were changed or forged after the phone " +
+        "signed them. They are not played or offered for download." }), problems);
+  } else if (streams.length) {
+    lines.push(el("p", { class: "ok", text: "Checked: every piece is exactly what the phone " +
+      "signed and the server witnessed." }));
+  }
+  if (live) lines.push(el("p", { text: "Following the recording as it arrives…" }));
+  if (!streams.length) lines.push(el("p", { text: "No pieces have arrived yet." }));
+  lines.push(el("ul", { class: "streams" }, ...streams.map(renderStream)));
+  result.replaceChildren(...lines);
+}
+
+async function follow(reader, result) {
+  result.replaceChildren(el("p", { text: "Checking and decrypting…" }));
+  try {
+    for (;;) {
+      await reader.refresh();
+      await reader.readChunks();
+      const streams = reader.streams();
+      const live = !streams.length || streams.some((s) => !s.closed);
+      // A stream with no final piece may still be recording (immediate release): keep
+      // following while new pieces keep coming; a cut-off recording simply stops growing.
+      render(reader, result, live);
+      if (!live || !(await grew(reader))) break;
+    }
+    render(reader, result, false);
+  } catch (exc) {
+    result.replaceChildren(el("p", { class: "error", role: "alert",
+      text: `This recording could not be checked: ${exc.message}` }));
+  }
+}
+
+// Wait for the log to grow by a chunk; give up after ~30 s without one.
+async function grew(reader) {
+  const before = reader.chunks.size;
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, LIVE_EVERY_MS));
+    await reader.refresh();
+    if (reader.chunks.size > before) return true;
+  }
+  return false;
+}
+
+async function refreshList(opened) {
+  for (const { record, keys, api } of opened) {
+    const { encounters } = await api.json("GET", "/v1/released", { auth: true });
+    for (const entry of encounters) {
+      if (shown.has(entry.encounter_id)) continue;
+      const item = encounterItem(entry, record.membership, api, keys.identity);
+      shown.set(entry.encounter_id, item);
+      $("encounters").append(item);
+    }
+  }
+  $("recordings-empty").hidden = shown.size > 0;
+}
+
+export function startReceiving(opened) {
+  const withApi = opened.map((o) => ({ ...o, api: new Api("", contactLogin(
+    o.record.membership.contact_id, o.keys.signing_key, o.record.membership.server_name)) }));
+  show("recordings");
+  const tick = () => refreshList(withApi)
+    .catch((exc) => status(`Could not reach the server: ${exc.message}`, "error"))
+    .finally(() => setTimeout(tick, LIST_EVERY_MS));
+  tick();
+}

@@ -1,0 +1,99 @@
+"""The contact page receives recordings: checks everything `safehold verify` checks, decrypts
+in the browser, and shows (never plays or offers) what was altered."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import ServerProcess
+from playwright.sync_api import Browser, Locator, Page, expect
+from synckit import cli, register
+from webkit import join_on_page, launch, new_page
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from launch()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context, page = new_page(browser)
+    yield page
+    context.close()
+
+
+def joined_phone(page: Page, server: ServerProcess, tmp_path: Path) -> Path:
+    """A registered phone with this page's contact joined and pinned (immediate policy)."""
+    phone = tmp_path / "phone"
+    register(phone, server.url)
+    code = cli(phone, "invite", "--name", "Mom", "--policy", "immediate").stdout.strip()
+    join_on_page(page, server.url, code)
+    assert cli(phone, "contacts").returncode == 0
+    return phone
+
+
+def record(phone: Path, data: bytes, tmp_path: Path, *args: str) -> str:
+    source = tmp_path / f"rec-{len(data)}-{os.urandom(4).hex()}.bin"
+    source.write_bytes(data)
+    done = cli(phone, "record", str(source), *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[0]
+
+
+def encounter_item(page: Page, encounter: str) -> Locator:
+    item = page.locator(f"li[data-encounter='{encounter}']")
+    expect(item).to_be_visible(timeout=30_000)
+    return item
+
+
+def download(page: Page, link: Locator, target: Path) -> bytes:
+    with page.expect_download() as got:
+        link.click()
+    got.value.save_as(target)
+    return target.read_bytes()
+
+
+def test_a_recording_decrypts_in_the_browser_byte_identical(
+        page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
+    phone = joined_phone(page, live_server, tmp_path)
+    data = os.urandom(300_000)
+    encounter = record(phone, data, tmp_path, "--chunk-bytes", "65536")
+
+    item = encounter_item(page, encounter)
+    item.get_by_role("button", name="Decrypt").click()
+    audio = item.locator("li[data-stream='audio']")
+    expect(audio).to_contain_text("complete: 5 pieces")
+    expect(item).to_contain_text("Checked: every piece is exactly what the phone signed")
+    assert download(page, audio.get_by_role("link", name="Download", exact=True),
+                    tmp_path / "audio.bin") == data
+    # The event log stream is there too, as safehold decrypt writes it.
+    log = download(page, item.locator("li[data-stream='log']").get_by_role(
+        "link", name="Download", exact=True), tmp_path / "log.jsonl")
+    assert log.endswith(b"\n") and log.count(b"\n") >= 1
+
+
+def test_a_tampered_chunk_is_shown_and_not_offered(
+        page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
+    phone = joined_phone(page, live_server, tmp_path)
+    data = os.urandom(3 * 65536)
+    encounter = record(phone, data, tmp_path, "--chunk-bytes", "65536")
+    [blob] = live_server.data_dir.rglob(f"{encounter}/audio/00000001.age")
+    stored = bytearray(blob.read_bytes())
+    stored[-20] ^= 0x01  # one bit of the ciphertext, on the server's disk
+    blob.write_bytes(bytes(stored))
+
+    item = encounter_item(page, encounter)
+    item.get_by_role("button", name="Decrypt").click()
+    expect(item.get_by_role("alert")).to_contain_text("failed the checks")
+    expect(item).to_contain_text("audio/1 was altered")
+    audio = item.locator("li[data-stream='audio']")
+    expect(audio).to_contain_text("Pieces left out because they failed the checks: 1.")
+    got = download(page, audio.get_by_role("link", name="Download", exact=True),
+                   tmp_path / "audio.bin")
+    # Only the pieces that passed: the altered piece's bytes are nowhere in the file.
+    assert got == data[:65536] + data[2 * 65536:]
+    assert "Checked: every piece" not in item.inner_text()
