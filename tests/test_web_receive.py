@@ -4,14 +4,15 @@ in the browser, and shows (never plays or offers) what was altered."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import ServerProcess
+from helpers import PYTHON, ROOT, ServerProcess
 from playwright.sync_api import Browser, Locator, Page, expect
-from synckit import cli, register
-from webkit import join_on_page, launch, new_page
+from synckit import cli, cli_popen, client_env, register
+from webkit import PASSPHRASE, join_on_page, launch, new_page
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +98,62 @@ def test_a_tampered_chunk_is_shown_and_not_offered(
     # Only the pieces that passed: the altered piece's bytes are nowhere in the file.
     assert got == data[:65536] + data[2 * 65536:]
     assert "Checked: every piece" not in item.inner_text()
+
+
+def safehold(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYTHON, "-m", "cli.main", *args], cwd=ROOT, env=client_env(env),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_live_recording_followed_then_bundle_verified_and_decrypted_by_the_cli(
+        page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
+    bodies: list[bytes] = []
+    page.on("request", lambda r: bodies.append(
+        r.url.encode() + b"\n" + str(r.headers).encode() + b"\n" + (r.post_data_buffer or b"")))
+    phone = joined_phone(page, live_server, tmp_path)
+    data = os.urandom(320_000)
+    source = tmp_path / "live.bin"
+    source.write_bytes(data)
+    # ~16 s of "capture", a piece every ~0.8 s, uploaded as it is recorded.
+    recording = cli_popen(phone, "record", str(source), "--chunk-bytes", "16000",
+                          "--rate", "20000")
+    try:
+        assert recording.stdout is not None
+        encounter = recording.stdout.readline().strip()
+        item = encounter_item(page, encounter)
+        item.get_by_role("button", name="Decrypt").click()
+        audio = item.locator("li[data-stream='audio']")
+        expect(audio).to_be_visible()
+        # Pieces were shown while the phone was still recording...
+        assert recording.poll() is None, "the recording ended before the page showed a piece"
+        expect(item).to_contain_text("Following the recording as it arrives")
+        # ...and the page kept following it to its end.
+        expect(audio).to_contain_text("complete: 20 pieces", timeout=90_000)
+        assert recording.wait(timeout=60) == 0
+    finally:
+        if recording.poll() is None:
+            recording.kill()
+        recording.wait()
+    assert download(page, audio.get_by_role("link", name="Download", exact=True),
+                    tmp_path / "audio.bin") == data
+
+    bundle = tmp_path / "case.zip"
+    download(page, item.get_by_role("link", name="Download bundle"), bundle)
+    verified = safehold("verify", str(bundle))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    key_file = tmp_path / "key.age"
+    download(page, page.get_by_role("link", name="Save my key file"), key_file)
+    out = tmp_path / "out"
+    decrypted = safehold("decrypt", str(bundle), "-i", str(key_file), "-o", str(out),
+                         env={"SAFEHOLD_PASSPHRASE": PASSPHRASE})
+    assert decrypted.returncode == 0, decrypted.stderr
+    assert (out / "audio.bin").read_bytes() == data
+
+    # Nothing the page sent carried a key, the passphrase or any of the plaintext.
+    sent = b"\n".join(bodies)
+    assert len(bodies) > 20
+    for secret in (b"AGE-SECRET-KEY-", b"PRIVATE+KEY", PASSPHRASE.encode(),
+                   b"BEGIN AGE ENCRYPTED FILE"):
+        assert secret not in sent
+    for at in range(0, len(data) - 32, 4000):
+        assert data[at:at + 32] not in sent

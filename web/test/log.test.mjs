@@ -84,3 +84,12 @@ test("descriptors parse only in their one canonical encoding", () => {
   }
   assert.throws(() => parseDescriptor(text + "extra\n"));
 });
+
+test("zip members are stored with their CRC-32", async () => {
+  const { crc32, storedZip } = await import("../src/protocol/zip.js");
+  assert.equal(crc32(utf8("123456789")).toString(16), "cbf43926");
+  const zip = storedZip([{ name: "b", bytes: utf8("two") }, { name: "a", bytes: utf8("one") }]);
+  assert.equal(zip.length, 2 * (30 + 1 + 3) + 2 * (46 + 1) + 22);
+  assert.deepEqual([...zip.subarray(30, 34)], [...utf8("aone")]); // sorted by name, stored as is
+  assert.throws(() => storedZip([{ name: "a", bytes: utf8("") }, { name: "a", bytes: utf8("") }]));
+});

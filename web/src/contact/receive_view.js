@@ -3,6 +3,7 @@
 // still in progress, and offers each stream's file and the bundle.
 
 import { Api, contactLogin } from "../protocol/api.js";
+import { bundleZip } from "../protocol/bundle.js";
 import { EncounterReader, streamFile, streamFileName } from "../protocol/encounter_reader.js";
 import { $, downloadUrl, el, show, status } from "./ui.js";
 
@@ -30,7 +31,7 @@ function encounterItem(entry, membership, api, identity) {
     button, result);
   button.addEventListener("click", () => {
     button.disabled = true;
-    follow(new EncounterReader(api, membership, entry.encounter_id, [identity]), result)
+    follow(new EncounterReader(api, membership, entry.encounter_id, [identity]), entry, result)
       .finally(() => { button.disabled = false; });
   });
   return item;
@@ -83,7 +84,7 @@ function render(reader, result, live) {
   result.replaceChildren(...lines);
 }
 
-async function follow(reader, result) {
+async function follow(reader, entry, result) {
   result.replaceChildren(el("p", { text: "Checking and decrypting…" }));
   try {
     for (;;) {
@@ -97,10 +98,20 @@ async function follow(reader, result) {
       if (!live || !(await grew(reader))) break;
     }
     render(reader, result, false);
+    await offerBundle(reader, entry, result);
   } catch (exc) {
     result.replaceChildren(el("p", { class: "error", role: "alert",
       text: `This recording could not be checked: ${exc.message}` }));
   }
+}
+
+// The encrypted bundle, for `safehold verify` / `safehold decrypt` or a lawyer: the same zip
+// `safehold fetch --zip` writes. It carries no key, so it is safe to hand on.
+async function offerBundle(reader, entry, result) {
+  const zip = await bundleZip(reader, entry);
+  result.append(el("p", {}, el("a", { href: downloadUrl(zip, "application/zip"),
+    download: `safehold-${reader.id}.zip` }, "Download bundle"),
+  el("span", { text: ` (encrypted, ${zip.length} bytes: check it with safehold verify)` })));
 }
 
 // Wait for the log to grow by a chunk; give up after ~30 s without one.
