@@ -58,7 +58,15 @@ async function join(event, onJoined) {
 }
 
 export function setUpJoin(onJoined) {
-  const code = codeFromFragment();
-  if (code) $("code").value = code;
+  const fill = () => {
+    const code = codeFromFragment();
+    if (code) {
+      $("code").value = code;
+      show("join");
+    }
+  };
+  fill();
+  // An invitation link opened while the page is already open changes only the fragment.
+  window.addEventListener("hashchange", fill);
   $("join-form").addEventListener("submit", (e) => join(e, onJoined));
 }

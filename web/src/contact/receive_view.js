@@ -16,9 +16,9 @@ function when(rfc3339) {
 }
 
 const REASONS = {
-  immediate: "shared with you as it is recorded",
-  alert: "shared because an alert was raised",
-  check_in: "shared because they did not check in as safe in time",
+  immediate: "Shared with you as it is recorded",
+  alert: "Shared because an alert was raised",
+  check_in: "Shared because they did not check in as safe in time",
 };
 
 function encounterItem(entry, membership, api, identity) {
