@@ -3,9 +3,12 @@ in the browser, and shows (never plays or offers) what was altered."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,21 +23,30 @@ def browser() -> Iterator[Browser]:
     yield from launch()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+@dataclass
+class Contact:
+    """One page joined as the contact of one phone (immediate policy), shared by this module's
+    tests (joining costs two scrypt runs); `sent` collects every request the page makes."""
+
+    page: Page
+    phone: Path
+    sent: list[bytes]
+
+
+@pytest.fixture(scope="module")
+def contact(browser: Browser, live_server: ServerProcess,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contact]:
     context, page = new_page(browser)
-    yield page
-    context.close()
-
-
-def joined_phone(page: Page, server: ServerProcess, tmp_path: Path) -> Path:
-    """A registered phone with this page's contact joined and pinned (immediate policy)."""
-    phone = tmp_path / "phone"
-    register(phone, server.url)
+    sent: list[bytes] = []
+    page.on("request", lambda r: sent.append(
+        r.url.encode() + b"\n" + str(r.headers).encode() + b"\n" + (r.post_data_buffer or b"")))
+    phone = tmp_path_factory.mktemp("web-receive") / "phone"
+    register(phone, live_server.url)
     code = cli(phone, "invite", "--name", "Mom", "--policy", "immediate").stdout.strip()
-    join_on_page(page, server.url, code)
+    join_on_page(page, live_server.url, code)
     assert cli(phone, "contacts").returncode == 0
-    return phone
+    yield Contact(page, phone, sent)
+    context.close()
 
 
 def record(phone: Path, data: bytes, tmp_path: Path, *args: str) -> str:
@@ -59,8 +71,8 @@ def download(page: Page, link: Locator, target: Path) -> bytes:
 
 
 def test_a_recording_decrypts_in_the_browser_byte_identical(
-        page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
-    phone = joined_phone(page, live_server, tmp_path)
+        contact: Contact, tmp_path: Path) -> None:
+    page, phone = contact.page, contact.phone
     data = os.urandom(300_000)
     encounter = record(phone, data, tmp_path, "--chunk-bytes", "65536")
 
@@ -78,8 +90,8 @@ def test_a_recording_decrypts_in_the_browser_byte_identical(
 
 
 def test_a_tampered_chunk_is_shown_and_not_offered(
-        page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
-    phone = joined_phone(page, live_server, tmp_path)
+        contact: Contact, live_server: ServerProcess, tmp_path: Path) -> None:
+    page, phone = contact.page, contact.phone
     data = os.urandom(3 * 65536)
     encounter = record(phone, data, tmp_path, "--chunk-bytes", "65536")
     [blob] = live_server.data_dir.rglob(f"{encounter}/audio/00000001.age")
@@ -106,11 +118,8 @@ def safehold(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 def test_live_recording_followed_then_bundle_verified_and_decrypted_by_the_cli(
-        page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
-    bodies: list[bytes] = []
-    page.on("request", lambda r: bodies.append(
-        r.url.encode() + b"\n" + str(r.headers).encode() + b"\n" + (r.post_data_buffer or b"")))
-    phone = joined_phone(page, live_server, tmp_path)
+        contact: Contact, tmp_path: Path) -> None:
+    page, phone = contact.page, contact.phone
     data = os.urandom(320_000)
     source = tmp_path / "live.bin"
     source.write_bytes(data)
@@ -149,11 +158,43 @@ def test_live_recording_followed_then_bundle_verified_and_decrypted_by_the_cli(
     assert decrypted.returncode == 0, decrypted.stderr
     assert (out / "audio.bin").read_bytes() == data
 
-    # Nothing the page sent carried a key, the passphrase or any of the plaintext.
-    sent = b"\n".join(bodies)
-    assert len(bodies) > 20
+    # Nothing the page sent (joining included) carried a key, the passphrase or plaintext.
+    sent = b"\n".join(contact.sent)
+    assert len(contact.sent) > 20 and b"/accept" in sent
     for secret in (b"AGE-SECRET-KEY-", b"PRIVATE+KEY", PASSPHRASE.encode(),
                    b"BEGIN AGE ENCRYPTED FILE"):
         assert secret not in sent
     for at in range(0, len(data) - 32, 4000):
         assert data[at:at + 32] not in sent
+
+
+def test_a_chunk_signed_by_a_device_the_invitation_did_not_prove_is_shown_as_forged(
+        contact: Contact, live_server: ServerProcess, tmp_path: Path) -> None:
+    """A hostile server slips a device of its own into the owner's account: the server accepts
+    its uploads and logs them honestly, but the page trusts only the device keys the invitation
+    proved, so those chunks are named as forged and kept out of the files."""
+    page, phone = contact.page, contact.phone
+    data = os.urandom(2 * 65536)
+    encounter = record(phone, data, tmp_path, "--chunk-bytes", "65536")
+    intruder = tmp_path / "intruder"
+    register(intruder, live_server.url)
+    intruder_id = json.loads((intruder / "settings.json").read_text())["device_id"]
+    owner_id = json.loads((phone / "settings.json").read_text())["account_id"]
+    db = sqlite3.connect(live_server.data_dir / "safehold.sqlite3", timeout=30)
+    with db:
+        db.execute("UPDATE devices SET account_id = ? WHERE device_id = ?", (owner_id, intruder_id))
+    db.close()
+    source = tmp_path / "forged.bin"
+    source.write_bytes(b"forged evidence " * 4096)
+    cli(intruder, "record", str(source), "--stream", "video", "--encounter", encounter)
+
+    item = encounter_item(page, encounter)
+    item.get_by_role("button", name="Decrypt").click()
+    expect(item.get_by_role("alert")).to_contain_text("failed the checks")
+    expect(item).to_contain_text("video/0: its descriptor is not signed by the owner's devices")
+    video = item.locator("li[data-stream='video']")
+    expect(video).to_contain_text("Pieces left out because they failed the checks: 0.")
+    expect(video.get_by_role("link", name="Download", exact=True)).to_have_count(0)
+    audio = item.locator("li[data-stream='audio']")
+    assert download(page, audio.get_by_role("link", name="Download", exact=True),
+                    tmp_path / "audio.bin") == data
