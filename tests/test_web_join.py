@@ -56,6 +56,18 @@ def test_join_from_link_pins_the_contact_with_the_same_safety_number(
     lines = out.read_text().splitlines()
     assert lines[1].startswith("# public key: age1") and lines[2].startswith("AGE-SECRET-KEY-1")
 
+    # Back on the page later: the keys open only with the passphrase.
+    page.reload()
+    expect(page.get_by_label("Safety number")).to_have_text(safety)
+    passphrase = page.get_by_role("textbox", name="Passphrase", exact=True)
+    passphrase.fill("not the passphrase")
+    page.get_by_role("button", name="Open").click()
+    expect(page.get_by_role("status")).to_have_text("That passphrase does not open your keys.")
+    passphrase.fill(PASSPHRASE)
+    page.get_by_role("button", name="Open").click()
+    expect(page.get_by_role("heading", name="Recordings shared with you")).to_be_visible()
+    expect(page.get_by_text("Nothing has been shared with you yet.")).to_be_visible()
+
 
 def test_a_changed_invitation_is_refused_and_nothing_is_sent(
         page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
