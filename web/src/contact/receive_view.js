@@ -43,7 +43,7 @@ function streamStatus(s) {
   return `cut off after piece ${s.lastSeq} (recorded ${when(s.lastTime)}): nothing after it reached the server`;
 }
 
-function renderStream(s) {
+function renderStream(s, urls) {
   const item = el("li", { "data-stream": s.name },
     el("strong", { text: s.name }), el("span", { text: ` — ${streamStatus(s)}` }));
   const notes = [];
@@ -53,6 +53,7 @@ function renderStream(s) {
   if (s.good.length) {
     const bytes = streamFile(s);
     const url = downloadUrl(bytes);
+    urls.push(url);
     const good = s.good.length === s.chunks.length && !s.missing.length;
     item.append(el("p", {}, el("a", { href: url, download: streamFileName(s.name),
       "aria-describedby": `about-${s.name}` }, "Download"),
@@ -65,7 +66,14 @@ function renderStream(s) {
   return item;
 }
 
+// Object URLs of the previous rendering are released, so following a long recording does not
+// keep every intermediate copy of its files alive.
+const objectUrls = new WeakMap();
+
 function render(reader, result, live) {
+  for (const url of objectUrls.get(result) || []) URL.revokeObjectURL(url);
+  const urls = [];
+  objectUrls.set(result, urls);
   const streams = reader.streams();
   const lines = [];
   const problems = el("ul", { class: "problems" });
@@ -80,7 +88,7 @@ function render(reader, result, live) {
   }
   if (live) lines.push(el("p", { text: "Following the recording as it arrives…" }));
   if (!streams.length) lines.push(el("p", { text: "No pieces have arrived yet." }));
-  lines.push(el("ul", { class: "streams" }, ...streams.map(renderStream)));
+  lines.push(el("ul", { class: "streams" }, ...streams.map((s) => renderStream(s, urls))));
   result.replaceChildren(...lines);
 }
 
