@@ -8,9 +8,12 @@ records SIZE MiB (default 64) in 1 MiB chunks for a contact who joined in Debian
               age-encryption, reassemble the stream; until the stream shows "complete";
   - bundle:   the page's "Download bundle" appearing afterwards (consistency proofs + zip);
   - cli:      `safehold decrypt BUNDLE -i KEY -o OUT` on the bundle the page made (verify +
-              decrypt + report, from local disk; the plain identity file, no scrypt),
-and prints the medians and the ratio web / cli (how many times slower the browser is). The
-page's download is compared with the recorded file, so a fast wrong answer cannot count.
+              decrypt + report, from local disk; the plain identity file, no scrypt);
+  - cli+fetch: a second contact (joined with `safehold contact join`) runs `safehold fetch` and
+              then `safehold decrypt`: the CLI doing what the page does, network included,
+and prints the medians and the ratios web / cli (how many times slower the browser is). The
+page's and the CLI's outputs are compared with the recorded file, so a fast wrong answer
+cannot count.
 
 Usage: .venv/bin/python bench/web_decrypt.py [--mib 64] [--runs 1]
 """
@@ -68,15 +71,29 @@ def web_run(page: Page, encounter: str, data: bytes, work: Path) -> tuple[float,
     return decrypted, bundled, bundle
 
 
+def safehold(*args: str) -> None:
+    done = subprocess.run([PYTHON, "-m", "cli.main", *args], cwd=ROOT, env=client_env(),
+                          capture_output=True)
+    if done.returncode != 0:
+        raise SystemExit(f"safehold {args[0]} failed: {done.stderr.decode()}")
+
+
 def cli_run(bundle: Path, key: Path, out: Path, data: bytes) -> float:
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    done = subprocess.run([PYTHON, "-m", "cli.main", "decrypt", str(bundle), "-i", str(key),
-                           "-o", str(out)], cwd=ROOT, env=client_env(), capture_output=True)
+    safehold("decrypt", str(bundle), "-i", str(key), "-o", str(out))
     took = time.perf_counter() - start
-    if done.returncode != 0 or (out / "audio.bin").read_bytes() != data:
-        raise SystemExit(f"safehold decrypt failed: {done.stderr.decode()}")
+    if (out / "audio.bin").read_bytes() != data:
+        raise SystemExit("safehold decrypt wrote another file than the recording")
     return took
+
+
+def cli_fetch_run(encounter: str, state: Path, key: Path, work: Path, data: bytes) -> float:
+    shutil.rmtree(work / "fetched", ignore_errors=True)
+    start = time.perf_counter()
+    safehold("fetch", encounter, "-o", str(work / "fetched"), "--state", str(state))
+    took = time.perf_counter() - start
+    return took + cli_run(work / "fetched", key, work / "out-fetched", data)
 
 
 def main() -> None:
@@ -94,6 +111,11 @@ def main() -> None:
         register(phone, server.url)
         code = cli(phone, "invite", "--policy", "immediate").stdout.strip()
         join_on_page(page, server.url, code)
+        other = work / "other"
+        safehold("keygen", "-o", str(work / "other.key"))
+        second = cli(phone, "invite", "--policy", "immediate").stdout.strip()
+        safehold("contact", "join", second, "--server", server.url, "--identity",
+                 str(work / "other.key"), "--state", str(other))
         assert cli(phone, "contacts").returncode == 0
         data = os.urandom(args.mib << 20)
         (work / "rec.bin").write_bytes(data)
@@ -106,24 +128,26 @@ def main() -> None:
         status, transcript = run_with_tty(["age", "-d", "-o", str(work / "key.txt"),
                                            str(key_file)], [PASSPHRASE])
         assert status == 0, transcript
-        web, bundling, clis = [], [], []
+        web, bundling, clis, fetches = [], [], [], []
         for _ in range(args.runs):
             took, bundled, bundle = web_run(page, encounter, data, work)
             web.append(took)
             bundling.append(bundled)
             clis.append(cli_run(bundle, work / "key.txt", work / "out", data))
+            fetches.append(cli_fetch_run(encounter, other, work / "other.key", work, data))
         context.close()
     finally:
         browser_gen.close()
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    w, b, c = (statistics.median(x) for x in (web, bundling, clis))
+    w, b, c, f = (statistics.median(x) for x in (web, bundling, clis, fetches))
     mib = args.mib
     print(f"recording: {mib} MiB in {-(-(mib << 20) // CHUNK)} chunks of 1 MiB, runs={args.runs}")
     print(f"web  fetch+verify+decrypt in Chromium: {w:7.2f} s  ({mib / w:6.1f} MiB/s)")
     print(f"web  bundle zip afterwards:            {b:7.2f} s")
     print(f"cli  safehold decrypt (local bundle):  {c:7.2f} s  ({mib / c:6.1f} MiB/s)")
-    print(f"ratio web / cli: {w / c:.2f}x")
+    print(f"cli  safehold fetch + decrypt:         {f:7.2f} s  ({mib / f:6.1f} MiB/s)")
+    print(f"ratio web / cli decrypt: {w / c:.2f}x   web / cli fetch+decrypt: {w / f:.2f}x")
 
 
 if __name__ == "__main__":

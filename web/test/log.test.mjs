@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { fromHex, toHex, utf8 } from "../src/protocol/bytes.js";
 import { encounterOrigin, openCheckpoint } from "../src/protocol/checkpoint.js";
 import { parseDescriptor } from "../src/protocol/descriptor.js";
-import { leafHash, rootOf, verifyInclusion } from "../src/protocol/merkle.js";
+import { PrefixRoots, leafHash, rootOf, verifyInclusion } from "../src/protocol/merkle.js";
 import { splitNote } from "../src/protocol/signing.js";
 import { example } from "./vectors.mjs";
 
@@ -39,7 +39,21 @@ const ENCOUNTER = "3f2b8c1e-9a4d-4e7f-8b6a-0c1d2e3f4a5b";
 
 test("roots and inclusion proofs of the CT reference tree", async () => {
   const leaves = await Promise.all(CT_INPUTS.map((x) => leafHash(fromHex(x))));
-  for (let n = 1; n <= 8; n++) assert.equal(toHex(await rootOf(leaves.slice(0, n))), CT_ROOTS[n - 1]);
+  const prefixes = new PrefixRoots();
+  for (let n = 1; n <= 8; n++) {
+    assert.equal(toHex(await rootOf(leaves.slice(0, n))), CT_ROOTS[n - 1]);
+    await prefixes.add(leaves[n - 1]);
+    assert.equal(toHex(prefixes.rootAt(n)), CT_ROOTS[n - 1]);
+  }
+  // Beyond the reference tree: every prefix of 70 leaves agrees with the recursive definition.
+  const more = new PrefixRoots();
+  const hashes = [];
+  for (let n = 1; n <= 70; n++) {
+    hashes.push(await leafHash(utf8(`entry ${n}`)));
+    await more.add(hashes[n - 1]);
+    assert.equal(toHex(more.rootAt(n)), toHex(await rootOf(hashes)), `size ${n}`);
+  }
+  assert.throws(() => more.rootAt(71));
   assert.equal(toHex(await rootOf([])), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   for (const [index, size, hexes] of CT_INCLUSION) {
     const proof = hexes.map(fromHex);

@@ -30,23 +30,29 @@ export class Api {
   constructor(base = "", login = null) {
     this.base = base;
     this.login = login; // async (api) => token
-    this.token = null;
+    this.token = null; // a promise of the bearer token, while one is held
   }
 
   async request(method, path, { body, auth = false, headers = {} } = {}) {
     for (let attempt = 0; ; attempt++) {
       const h = { ...headers };
       if (body !== undefined) h["Content-Type"] = "application/json";
+      let token = null;
       if (auth) {
-        if (!this.token) this.token = await this.login(this);
-        h.Authorization = `Bearer ${this.token}`;
+        // One login shared by the requests that need it at the same time.
+        this.token = this.token || this.login(this).catch((exc) => {
+          this.token = null;
+          throw exc;
+        });
+        token = this.token;
+        h.Authorization = `Bearer ${await token}`;
       }
       const response = await fetch(this.base + path, {
         method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
         cache: "no-store",
       });
       if (response.status === 401 && auth && attempt === 0) {
-        this.token = null; // expired: log in again once
+        if (this.token === token) this.token = null; // expired: log in again once
         continue;
       }
       if (!response.ok) throw await refusal(response);

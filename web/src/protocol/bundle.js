@@ -34,17 +34,22 @@ export function seqName(seq) {
   return seq < 1e8 ? String(seq).padStart(8, "0") : String(seq);
 }
 
-// Consistency proofs from every receipt's tree size to the latest checkpoint (§4.2).
+// Consistency proofs from every receipt's tree size to the latest checkpoint (§4.2), four
+// requests at a time (each is a logged read: one at a time costs a server commit each).
 async function consistencyProofs(reader, sizes) {
   const latest = reader.checkpoint.size;
-  const proofs = [];
-  for (const size of [...new Set(sizes)].sort((a, b) => a - b)) {
-    if (size > 0 && size < latest) {
+  const wanted = [...new Set(sizes)].filter((n) => n > 0 && n < latest).sort((a, b) => a - b);
+  const proofs = new Array(wanted.length);
+  let next = 0;
+  const work = async () => {
+    while (next < wanted.length) {
+      const i = next++;
       const answer = await reader.api.json("GET",
-        reader.path(`/log/consistency?first=${size}&second=${latest}`), { auth: true });
-      proofs.push({ first: size, second: latest, proof: answer.proof });
+        reader.path(`/log/consistency?first=${wanted[i]}&second=${latest}`), { auth: true });
+      proofs[i] = { first: wanted[i], second: latest, proof: answer.proof };
     }
-  }
+  };
+  await Promise.all([work(), work(), work(), work()]);
   return proofs;
 }
 

@@ -10,13 +10,15 @@ import { decryptChunk, readSlot } from "./agefile.js";
 import { encounterOrigin, openCheckpoint } from "./checkpoint.js";
 import { ACCESS_TAG, CHUNK_TAG, parseAccess, parseDescriptor } from "./descriptor.js";
 import { sha256 } from "./hash.js";
-import { leafHash, rootOf, verifyInclusion } from "./merkle.js";
+import { PrefixRoots, leafHash, verifyInclusion } from "./merkle.js";
 import { openNote, splitNote } from "./signing.js";
 
 const PAGE = 1000;
 const PARALLEL = 4;
 
 export class LogError extends Error {}
+
+const rootOfEmpty = () => sha256(new Uint8Array(0));
 
 export class EncounterReader {
   constructor(api, membership, encounterId, identities) {
@@ -26,7 +28,7 @@ export class EncounterReader {
     this.identities = identities;
     this.origin = encounterOrigin(membership.server_name, encounterId);
     this.leaves = []; // Uint8Array each
-    this.hashes = [];
+    this.roots = new PrefixRoots(); // the log's root at every size, for the consistency checks
     this.checkpoint = null; // {size, root, note}
     this.chunks = new Map(); // "stream/seq" -> chunk record
     this.access = [];
@@ -62,14 +64,15 @@ export class EncounterReader {
         leaves.push(fromB64(leaf.data));
       }
     }
-    const hashes = [...this.hashes];
-    for (let i = hashes.length; i < leaves.length; i++) hashes.push(await leafHash(leaves[i]));
-    if (toHex(await rootOf(hashes)) !== toHex(cp.root)) {
+    const roots = this.roots.copy();
+    for (let i = roots.size; i < leaves.length; i++) await roots.add(await leafHash(leaves[i]));
+    const root = cp.size ? roots.rootAt(cp.size) : await rootOfEmpty();
+    if (toHex(root) !== toHex(cp.root)) {
       throw new LogError("the log's entries do not hash to the signed checkpoint: it was altered");
     }
     const first = this.leaves.length;
     this.leaves = leaves;
-    this.hashes = hashes;
+    this.roots = roots;
     this.checkpoint = { ...cp, note: latest.checkpoint };
     const added = [];
     for (let i = first; i < leaves.length; i++) {
@@ -182,8 +185,7 @@ export class EncounterReader {
       this.problem("inclusion_proof", `${key}: the inclusion proof does not put it in the log`, chunk);
       return;
     }
-    if (r.tree_size > this.hashes.length ||
-        toHex(await rootOf(this.hashes.slice(0, r.tree_size))) !== toHex(cp.root)) {
+    if (r.tree_size > this.roots.size || toHex(this.roots.rootAt(r.tree_size)) !== toHex(cp.root)) {
       this.problem("log_consistency", `${key}: the log was rewritten after its receipt`, chunk);
     }
   }

@@ -44,3 +44,43 @@ export async function verifyInclusion(leaf, index, size, proof, root) {
   }
   return sn === 0 && equalBytes(r, root);
 }
+
+// The roots of every prefix of a growing log, O(log n) hashes per leaf (verify_log.py's job for
+// the page): the RFC 6962 root of n leaves folds the perfect subtrees of n's binary
+// decomposition ("peaks") from the right.
+export class PrefixRoots {
+  constructor() {
+    this.peaks = []; // [{size, hash}], largest first
+    this.roots = [null]; // roots[n] = hex root of the first n leaves (n >= 1)
+  }
+
+  // A copy to grow, so a log that fails its checkpoint leaves this one as it was.
+  copy() {
+    const other = new PrefixRoots();
+    other.peaks = [...this.peaks];
+    other.roots = [...this.roots];
+    return other;
+  }
+
+  get size() {
+    return this.roots.length - 1;
+  }
+
+  async add(hash) {
+    this.peaks.push({ size: 1, hash });
+    while (this.peaks.length > 1 &&
+        this.peaks[this.peaks.length - 1].size === this.peaks[this.peaks.length - 2].size) {
+      const right = this.peaks.pop();
+      const left = this.peaks.pop();
+      this.peaks.push({ size: left.size * 2, hash: await nodeHash(left.hash, right.hash) });
+    }
+    let root = this.peaks[this.peaks.length - 1].hash;
+    for (let i = this.peaks.length - 2; i >= 0; i--) root = await nodeHash(this.peaks[i].hash, root);
+    this.roots.push(root);
+  }
+
+  rootAt(n) {
+    if (!(n >= 1 && n <= this.size)) throw new Error(`no root for size ${n}`);
+    return this.roots[n];
+  }
+}
