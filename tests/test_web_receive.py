@@ -3,10 +3,14 @@ in the browser, and shows (never plays or offers) what was altered."""
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import sqlite3
+import struct
 import subprocess
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,3 +202,26 @@ def test_a_chunk_signed_by_a_device_the_invitation_did_not_prove_is_shown_as_for
     audio = item.locator("li[data-stream='audio']")
     assert download(page, audio.get_by_role("link", name="Download", exact=True),
                     tmp_path / "audio.bin") == data
+
+
+def test_a_recorded_sound_plays_in_the_page_reassembled_from_its_pieces(
+        contact: Contact, tmp_path: Path) -> None:
+    page, phone = contact.page, contact.phone
+    sound = io.BytesIO()
+    with wave.open(sound, "wb") as out:  # 1.5 s of a 440 Hz tone, 8 kHz mono 16-bit
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i
+                                                                       / 8000)))
+                                 for i in range(12000)))
+    # Pieces after the first are continuation bytes of one file: only the whole plays.
+    encounter = record(phone, sound.getvalue(), tmp_path, "--chunk-bytes", "4096")
+    item = encounter_item(page, encounter)
+    item.get_by_role("button", name="Decrypt").click()
+    expect(item.locator("li[data-stream='audio']")).to_contain_text("complete: 6 pieces")
+    player = item.get_by_label("Play audio")
+    expect(player).to_be_visible()
+    duration = player.evaluate("""a => a.readyState >= 1 ? a.duration : new Promise(
+        (ok, fail) => { a.onloadedmetadata = () => ok(a.duration); a.onerror = fail; })""")
+    assert abs(duration - 1.5) < 0.01

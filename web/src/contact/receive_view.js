@@ -10,6 +10,7 @@ import { $, downloadUrl, el, show, status } from "./ui.js";
 const LIST_EVERY_MS = 5000;
 const LIVE_EVERY_MS = 1500;
 const shown = new Map(); // encounter id -> list item
+let uid = 0;
 
 function when(rfc3339) {
   return new Date(rfc3339).toLocaleString();
@@ -43,25 +44,38 @@ function streamStatus(s) {
   return `cut off after piece ${s.lastSeq} (recorded ${when(s.lastTime)}): nothing after it reached the server`;
 }
 
+// Only a stream that begins like a WebM, MP4 or WAV file gets a player; the rest is a download.
+function mediaType(bytes, name) {
+  const kind = name === "video" ? "video" : "audio";
+  const tag = (from, to) => String.fromCharCode(...bytes.subarray(from, to));
+  if (tag(0, 4) === "RIFF" && tag(8, 12) === "WAVE") return "audio/wav";
+  if (bytes[0] === 0x1a && bytes[1] === 0x45 && bytes[2] === 0xdf && bytes[3] === 0xa3) return `${kind}/webm`;
+  if (tag(4, 8) === "ftyp") return `${kind}/mp4`;
+  return null;
+}
+
 function renderStream(s, urls) {
   const item = el("li", { "data-stream": s.name },
     el("strong", { text: s.name }), el("span", { text: ` — ${streamStatus(s)}` }));
   const notes = [];
   if (s.missing.length) notes.push(`Pieces that never reached the server: ${s.missing.join(", ")}.`);
   if (s.bad.length) notes.push(`Pieces left out because they failed the checks: ${s.bad.map((c) => c.seq).join(", ")}.`);
+  const locked = s.chunks.filter((c) => c.status === "not_decrypted");
+  if (locked.length) notes.push(`Pieces your key cannot open (sealed to others): ${locked.map((c) => c.seq).join(", ")}.`);
   for (const note of notes) item.append(el("p", { class: "warn", text: note }));
   if (s.good.length) {
     const bytes = streamFile(s);
-    const url = downloadUrl(bytes);
+    const media = mediaType(bytes, s.name);
+    const url = downloadUrl(bytes, media || "application/octet-stream");
     urls.push(url);
-    const good = s.good.length === s.chunks.length && !s.missing.length;
+    const good = s.good.length === s.chunks.length && !s.missing.length && s.closed;
+    const about = `about-stream-${++uid}`;
     item.append(el("p", {}, el("a", { href: url, download: streamFileName(s.name),
-      "aria-describedby": `about-${s.name}` }, "Download"),
-    el("span", { id: `about-${s.name}`, text: ` ${streamFileName(s.name)}, ${bytes.length} bytes` +
+      "aria-describedby": about }, "Download"),
+    el("span", { id: about, text: ` ${streamFileName(s.name)}, ${bytes.length} bytes` +
       (good ? "" : " (with the gaps above)") })));
-    if (s.name === "audio" || s.name === "video") {
-      item.append(el(s.name, { controls: "", src: url, preload: "metadata" }));
-    }
+    if (media) item.append(el(media.startsWith("video") ? "video" : "audio", { controls: "", src: url,
+      preload: "metadata", "aria-label": `Play ${s.name}` }));
   }
   return item;
 }
@@ -133,8 +147,17 @@ async function grew(reader) {
   return false;
 }
 
+const STATUS = {
+  pending: "The person who invited you has not confirmed you yet: they do so on their phone " +
+    "(and compare the safety number with you). Until then nothing is shared with you.",
+  revoked: "The person who invited you has removed you as a trusted contact.",
+  active: "",
+};
+
 async function refreshList(opened) {
   for (const { record, keys, api } of opened) {
+    const me = await api.json("GET", "/v1/contact", { auth: true });
+    $("membership-status").textContent = STATUS[me.status] ?? "";
     const { encounters } = await api.json("GET", "/v1/released", { auth: true });
     for (const entry of encounters) {
       if (shown.has(entry.encounter_id)) continue;
