@@ -1,4 +1,5 @@
 // The age side, against docs/protocol.md §1.5 (slot lines) and §1.10 (the worked chunk).
+import "./setup.mjs";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { armor } from "age-encryption";

@@ -1,5 +1,6 @@
 // Merkle log, checkpoints and descriptors, against the same vectors as tests/test_merkle.py
 // (the Certificate Transparency reference tree) and docs/protocol.md §2.7.
+import "./setup.mjs";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
