@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from age_tty import run_with_tty
 from helpers import ServerProcess
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 from synckit import cli, register
 from webkit import PASSPHRASE, join_on_page, launch, new_page
 
@@ -88,3 +89,43 @@ def test_a_changed_invitation_is_refused_and_nothing_is_sent(
     assert posts == []
     contacts = cli(phone, "contacts")
     assert contacts.returncode == 0 and "pinned" not in contacts.stdout, contacts
+
+
+def test_a_join_whose_answer_was_lost_is_finished_with_the_same_keys(
+        page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
+    phone = tmp_path / "phone"
+    register(phone, live_server.url)
+    code = cli(phone, "invite", "--name", "Dad").stdout.strip()
+    lost: list[str] = []
+
+    def lose_first_answer(route: Route) -> None:
+        if lost:
+            route.continue_()
+            return
+        lost.append(route.fetch().text())  # the server accepted; the answer never arrives
+        route.abort()
+
+    page.route("**/accept", lose_first_answer)
+    page.goto(f"{live_server.url}/contact#invite={code}")
+    fields = [page.get_by_role("textbox", name="Passphrase", exact=True),
+              page.get_by_role("textbox", name="Repeat passphrase")]
+    for field in fields:
+        field.fill(PASSPHRASE)
+    page.get_by_role("button", name="Join").click()
+    expect(page.get_by_role("status")).to_contain_text("Could not join")
+    assert lost and "pending" in lost[0]
+
+    # Trying again with another passphrase cannot reach the keys kept the first time...
+    for field in fields:
+        field.fill("another passphrase")
+    page.get_by_role("button", name="Join").click()
+    expect(page.get_by_role("status")).to_contain_text("use the passphrase you chose then")
+    # ...with the first one, the same keys are sent again and the server takes them.
+    for field in fields:
+        field.fill(PASSPHRASE)
+    page.get_by_role("button", name="Join").click()
+    safety = page.get_by_label("Safety number")
+    expect(safety).to_have_text(re.compile(r"^(\d{5} ){11}\d{5}$"))
+    contacts = cli(phone, "contacts")
+    assert f"safety number: {safety.inner_text()}" in contacts.stdout, contacts
+    assert "Dad  [on alert]  pinned" in contacts.stdout

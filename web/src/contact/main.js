@@ -3,7 +3,7 @@
 import { openWithPassphrase } from "../protocol/agefile.js";
 import { setUpJoin, showJoined } from "./join_view.js";
 import { startReceiving } from "./receive_view.js";
-import { loadMemberships } from "./store.js";
+import { loadRecords } from "./store.js";
 import { $, show, status } from "./ui.js";
 
 async function unlock(event, records) {
@@ -25,9 +25,9 @@ async function unlock(event, records) {
 }
 
 async function main() {
-  const records = await loadMemberships();
-  setUpJoin((record, keys) => startReceiving([{ record, keys: { identity: keys.identity,
-    signing_key: keys.signingKey } }]));
+  // Invitations whose join never got the server's answer are finished by joining again.
+  const records = (await loadRecords()).filter((r) => r.membership);
+  setUpJoin((record, keys) => startReceiving([{ record, keys }]));
   if (!records.length || $("code").value) {
     show("join");
     return;

@@ -3,12 +3,12 @@
 // safety number) is public and kept in the clear so the page can show it before unlocking.
 
 const DB = "safehold-contact";
-const STORE = "memberships";
+const STORE = "invitations";
 
 function open() {
   return new Promise((resolve, reject) => {
     const req = indexedDB.open(DB, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: "contact_id" });
+    req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: "invitation_id" });
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
   });
@@ -23,6 +23,8 @@ function run(mode, action) {
   }));
 }
 
-// record: {contact_id, membership, sealed_keys (armored age, scrypt), identity_file (armored)}
-export const saveMembership = (record) => run("readwrite", (s) => s.put(record));
-export const loadMemberships = () => run("readonly", (s) => s.getAll());
+// record: {invitation_id, sealed_keys (armored age, scrypt), identity_file (armored),
+// membership (null until the server accepted: the keys are kept before they are sent)}
+export const saveRecord = (record) => run("readwrite", (s) => s.put(record));
+export const loadRecords = () => run("readonly", (s) => s.getAll());
+export const loadRecord = (invitationId) => run("readonly", (s) => s.get(invitationId));

@@ -36,11 +36,19 @@ export async function provenTerms(api, code, serverName) {
   return shown;
 }
 
-// keys: {recipient (age1…), signingKey, contactKey (verifier)}. Returns the membership record.
-export async function joinInvitation(api, codeText, serverName, keys, notify = {}) {
+// Step 1: the invitation the server shows, proven by the code's secret. Nothing is sent yet.
+export async function checkInvitation(api, codeText, serverName) {
   const code = parseCode(codeText);
   const server = await serverInfo(api, serverName);
   const terms = await provenTerms(api, code, serverName);
+  return { code, server, terms, serverName };
+}
+
+// Step 2 (keys: {recipient (age1…), signingKey, contactKey (verifier)}, already kept safe by
+// the caller, so a lost answer can be retried with the same keys: the server answers an
+// identical accept again with 200). Returns the membership record.
+export async function acceptInvitation(api, checked, keys, notify = {}) {
+  const { code, server, terms, serverName } = checked;
   const statement = acceptInvitationStatement(serverName, code.invitationId, keys.recipient,
     keys.contactKey);
   const body = {
