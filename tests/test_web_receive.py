@@ -10,6 +10,7 @@ import os
 import sqlite3
 import struct
 import subprocess
+import time
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ from pathlib import Path
 import pytest
 from helpers import PYTHON, ROOT, ServerProcess
 from playwright.sync_api import Browser, Locator, Page, expect
-from synckit import cli, cli_popen, client_env, register
+from synckit import api_for, cli, cli_popen, client_env, register, wait_until
 from webkit import PASSPHRASE, join_on_page, launch, new_page
+
+from sync.errors import ServerRefusal
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +228,43 @@ def test_a_recorded_sound_plays_in_the_page_reassembled_from_its_pieces(
     duration = player.evaluate("""a => a.readyState >= 1 ? a.duration : new Promise(
         (ok, fail) => { a.onloadedmetadata = () => ok(a.duration); a.onerror = fail; })""")
     assert abs(duration - 1.5) < 0.01
+
+
+def test_a_recording_cut_off_mid_way_gives_what_reached_the_server(
+        contact: Contact, live_server: ServerProcess, tmp_path: Path) -> None:
+    """The phone is knocked away (the recorder killed -9): the page shows the stream has no end
+    and offers exactly the pieces the server holds, in order."""
+    page, phone = contact.page, contact.phone
+    data = os.urandom(400_000)
+    source = tmp_path / "cut.bin"
+    source.write_bytes(data)
+    recording = cli_popen(phone, "record", str(source), "--chunk-bytes", "16000",
+                          "--rate", "40000")
+    try:
+        assert recording.stdout is not None
+        encounter = recording.stdout.readline().strip()
+        owner = api_for(phone, live_server.url)
+
+        def held_audio() -> int:
+            try:  # the recorder prints the id before the server knows the encounter
+                streams = owner.json("GET", f"/v1/encounters/{encounter}", auth=True)["streams"]
+            except ServerRefusal:
+                return 0
+            return len(streams.get("audio", {}).get("seqs", []))
+
+        wait_until(lambda: held_audio() >= 3, timeout=60, what="three audio pieces on the server")
+    finally:
+        recording.kill()
+        recording.wait()
+    time.sleep(1)  # an upload whose body had fully arrived may still be committed
+    held = owner.json("GET", f"/v1/encounters/{encounter}", auth=True)["streams"]["audio"]
+    assert held["final_seq"] is None
+
+    item = encounter_item(page, encounter)
+    item.get_by_role("button", name="Decrypt").click()
+    audio = item.locator("li[data-stream='audio']")
+    expect(audio).to_contain_text(f"no end yet: {len(held['seqs'])} pieces so far")
+    expect(item).to_contain_text("Following the recording as it arrives")
+    got = download(page, audio.get_by_role("link", name="Download", exact=True),
+                   tmp_path / "audio.bin")
+    assert got == b"".join(data[seq * 16000:(seq + 1) * 16000] for seq in held["seqs"])

@@ -10,6 +10,7 @@ import { $, downloadUrl, el, show, status } from "./ui.js";
 const LIST_EVERY_MS = 5000;
 const LIVE_EVERY_MS = 1500;
 const shown = new Map(); // encounter id -> list item
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 let uid = 0;
 
 function when(rfc3339) {
@@ -38,9 +39,10 @@ function encounterItem(entry, membership, api, identity) {
   return item;
 }
 
-function streamStatus(s) {
+function streamStatus(s, live) {
   if (s.closed) return `complete: ${s.chunks.length} pieces, the recording ended normally`;
   if (s.waiting.length) return "still arriving…";
+  if (live) return `no end yet: ${s.chunks.length} pieces so far, the last recorded ${when(s.lastTime)}`;
   return `cut off after piece ${s.lastSeq} (recorded ${when(s.lastTime)}): nothing after it reached the server`;
 }
 
@@ -54,9 +56,9 @@ function mediaType(bytes, name) {
   return null;
 }
 
-function renderStream(s, urls) {
+function renderStream(s, urls, live) {
   const item = el("li", { "data-stream": s.name },
-    el("strong", { text: s.name }), el("span", { text: ` — ${streamStatus(s)}` }));
+    el("strong", { text: s.name }), el("span", { text: ` — ${streamStatus(s, live)}` }));
   const notes = [];
   if (s.missing.length) notes.push(`Pieces that never reached the server: ${s.missing.join(", ")}.`);
   if (s.bad.length) notes.push(`Pieces left out because they failed the checks: ${s.bad.map((c) => c.seq).join(", ")}.`);
@@ -102,7 +104,7 @@ function render(reader, result, live) {
   }
   if (live) lines.push(el("p", { text: "Following the recording as it arrives…" }));
   if (!streams.length) lines.push(el("p", { text: "No pieces have arrived yet." }));
-  lines.push(el("ul", { class: "streams" }, ...streams.map((s) => renderStream(s, urls))));
+  lines.push(el("ul", { class: "streams" }, ...streams.map((s) => renderStream(s, urls, live))));
   result.replaceChildren(...lines);
 }
 
@@ -160,7 +162,7 @@ async function refreshList(opened) {
     $("membership-status").textContent = STATUS[me.status] ?? "";
     const { encounters } = await api.json("GET", "/v1/released", { auth: true });
     for (const entry of encounters) {
-      if (shown.has(entry.encounter_id)) continue;
+      if (!UUID.test(entry.encounter_id) || shown.has(entry.encounter_id)) continue;
       const item = encounterItem(entry, record.membership, api, keys.identity);
       shown.set(entry.encounter_id, item);
       $("encounters").append(item);
