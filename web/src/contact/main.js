@@ -11,10 +11,16 @@ async function unlock(event, records) {
   const pass = $("unlock-pass").value;
   status("Opening your keys…");
   try {
+    // Each invitation may have its own passphrase: open those this one opens.
     const opened = [];
     for (const record of records) {
-      opened.push({ record, keys: JSON.parse(await openWithPassphrase(record.sealed_keys, pass)) });
+      try {
+        opened.push({ record, keys: JSON.parse(await openWithPassphrase(record.sealed_keys, pass)) });
+      } catch {
+        // sealed to another passphrase
+      }
     }
+    if (!opened.length) throw new Error("no keys opened");
     $("unlock-form").reset();
     show("unlock", false);
     status("");
@@ -28,6 +34,10 @@ async function main() {
   // Invitations whose join never got the server's answer are finished by joining again.
   const records = (await loadRecords()).filter((r) => r.membership);
   setUpJoin((record, keys) => startReceiving([{ record, keys }]));
+  $("another").addEventListener("click", () => {
+    show("join");
+    $("code").focus();
+  });
   if (!records.length || $("code").value) {
     show("join");
     return;
