@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from helpers import PYTHON, ROOT, ServerProcess
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 from synckit import api_for, cli, cli_popen, client_env, register, wait_until
 from webkit import PASSPHRASE, join_on_page, launch, new_page
 
@@ -268,3 +268,33 @@ def test_a_recording_cut_off_mid_way_gives_what_reached_the_server(
     got = download(page, audio.get_by_role("link", name="Download", exact=True),
                    tmp_path / "audio.bin")
     assert got == b"".join(data[seq * 16000:(seq + 1) * 16000] for seq in held["seqs"])
+
+
+def test_a_piece_whose_download_fails_once_is_fetched_again_not_called_altered(
+        contact: Contact, tmp_path: Path) -> None:
+    page, phone = contact.page, contact.phone
+    data = os.urandom(3 * 65536)
+    encounter = record(phone, data, tmp_path, "--chunk-bytes", "65536")
+    failed: list[str] = []
+
+    def fail_once(route: Route) -> None:
+        if failed:
+            route.continue_()
+        else:
+            failed.append(route.request.url)
+            route.abort("connectionreset")
+
+    pattern = f"**/v1/encounters/{encounter}/streams/audio/chunks/1"
+    page.route(pattern, fail_once)
+    try:
+        item = encounter_item(page, encounter)
+        item.get_by_role("button", name="Decrypt").click()
+        audio = item.locator("li[data-stream='audio']")
+        expect(audio).to_contain_text("complete: 3 pieces")
+        expect(item.get_by_role("link", name="Download bundle")).to_be_visible()
+    finally:
+        page.unroute(pattern)
+    assert len(failed) == 1
+    expect(item).to_contain_text("Checked: every piece is exactly what the phone signed")
+    assert download(page, audio.get_by_role("link", name="Download", exact=True),
+                    tmp_path / "audio.bin") == data

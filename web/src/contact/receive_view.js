@@ -2,7 +2,7 @@
 // "Decrypt" button that checks and decrypts everything in the browser, follows a recording
 // still in progress, and offers each stream's file and the bundle.
 
-import { Api, contactLogin } from "../protocol/api.js";
+import { Api, ApiError, contactLogin } from "../protocol/api.js";
 import { bundleZip } from "../protocol/bundle.js";
 import { EncounterReader, streamFile, streamFileName } from "../protocol/encounter_reader.js";
 import { $, downloadUrl, el, show, status } from "./ui.js";
@@ -94,10 +94,17 @@ function render(reader, result, live) {
   const lines = [];
   const problems = el("ul", { class: "problems" });
   for (const p of reader.problems) problems.append(el("li", { text: p.message }));
-  if (reader.problems.length) {
+  const failed = reader.problems.filter((p) => !["unreadable", "not_decrypted"].includes(p.check));
+  if (failed.length) {
     lines.push(el("p", { class: "error", role: "alert",
       text: "Some pieces failed the checks: they were changed or forged after the phone " +
-        "signed them. They are not played or offered for download." }), problems);
+        "signed them. They are not played or offered for download." }));
+  } else if (reader.problems.length) {
+    lines.push(el("p", { class: "warn", role: "alert",
+      text: "Some pieces could not be fetched or opened; they are left out (below)." }));
+  }
+  if (reader.problems.length) {
+    lines.push(problems);
   } else if (streams.length) {
     lines.push(el("p", { class: "ok", text: "Checked: every piece is exactly what the phone " +
       "signed and the server witnessed." }));
@@ -115,7 +122,7 @@ async function follow(reader, entry, result) {
       await reader.refresh();
       await reader.readChunks();
       const streams = reader.streams();
-      const live = !streams.length || streams.some((s) => !s.closed);
+      const live = !streams.length || streams.some((s) => !s.closed || s.waiting.length);
       // A stream with no final piece may still be recording (immediate release): keep
       // following while new pieces keep coming; a cut-off recording simply stops growing.
       render(reader, result, live);
@@ -138,13 +145,25 @@ async function offerBundle(reader, entry, result) {
   el("span", { text: ` (encrypted, ${zip.length} bytes: check it with safehold verify)` })));
 }
 
-// Wait for the log to grow by a chunk; give up after ~30 s without one.
+// The network or the server failing for a moment (not a check that failed).
+function transient(exc) {
+  return exc instanceof TypeError || (exc instanceof ApiError && (exc.status >= 500 || exc.status === 429));
+}
+
+// Wait for the log to grow by a chunk (or for a piece to fetch again); give up after ~30 s
+// without one. A network failure meanwhile is waited out; a log that fails its checks is not.
 async function grew(reader) {
   const before = reader.chunks.size;
   for (let i = 0; i < 20; i++) {
     await new Promise((r) => setTimeout(r, LIVE_EVERY_MS));
-    await reader.refresh();
+    try {
+      await reader.refresh();
+    } catch (exc) {
+      if (!transient(exc)) throw exc;
+      continue;
+    }
     if (reader.chunks.size > before) return true;
+    if ([...reader.chunks.values()].some((c) => c.status === "waiting")) return true;
   }
   return false;
 }

@@ -15,6 +15,7 @@ import { openNote, splitNote } from "./signing.js";
 
 const PAGE = 1000;
 const PARALLEL = 4;
+const MAX_ATTEMPTS = 5;
 
 export class LogError extends Error {}
 
@@ -140,15 +141,31 @@ export class EncounterReader {
     await Promise.all(Array.from({ length: PARALLEL }, work));
   }
 
+  // A fetch that fails (network, server error) leaves the chunk waiting for the next round;
+  // only after MAX_ATTEMPTS rounds is it named as unreadable. A check that fails is final.
   async readChunk(chunk) {
+    const key = `${chunk.stream}/${chunk.seq}`;
     const base = this.path(`/streams/${chunk.stream}/chunks/${chunk.seq}`);
+    let receipt;
+    let bytes;
     try {
-      chunk.receipt = await this.api.json("GET", `${base}/receipt`, { auth: true });
-      await this.checkReceipt(chunk);
-      chunk.bytes = await this.api.bytes(base);
-      await this.checkBytes(chunk);
+      receipt = await this.api.json("GET", `${base}/receipt`, { auth: true });
+      bytes = await this.api.bytes(base);
     } catch (exc) {
-      if (!chunk.problems.length) this.problem("unreadable", `${chunk.stream}/${chunk.seq}: ${exc.message}`, chunk);
+      chunk.attempts = (chunk.attempts || 0) + 1;
+      if (chunk.attempts >= MAX_ATTEMPTS) {
+        chunk.status = "unreadable";
+        this.problem("unreadable", `${key} could not be fetched from the server (${exc.message})`, chunk);
+      }
+      return;
+    }
+    chunk.receipt = receipt;
+    chunk.bytes = bytes;
+    try {
+      await this.checkReceipt(chunk);
+      if (!chunk.problems.length) await this.checkBytes(chunk);
+    } catch (exc) {
+      this.problem("receipt", `${key}: the server's receipt is malformed (${exc.message})`, chunk);
     }
     if (chunk.problems.length) {
       chunk.status = "bad";
@@ -159,8 +176,7 @@ export class EncounterReader {
       chunk.status = "good";
     } catch (exc) {
       chunk.status = "not_decrypted";
-      this.problem("not_decrypted", `${chunk.stream}/${chunk.seq} could not be decrypted with ` +
-        `your key (${exc.message})`, chunk);
+      this.problem("not_decrypted", `${key} could not be decrypted with your key (${exc.message})`, chunk);
     }
   }
 
@@ -230,7 +246,7 @@ export class EncounterReader {
         name, chunks, missing, closed: Boolean(finalChunk), lastSeq: last.seq,
         lastTime: last.time,
         good: chunks.filter((c) => c.status === "good"),
-        bad: chunks.filter((c) => c.status === "bad" || c.status === "forged"),
+        bad: chunks.filter((c) => ["bad", "forged", "unreadable"].includes(c.status)),
         waiting: chunks.filter((c) => c.status === "waiting"),
       };
     });
