@@ -298,3 +298,27 @@ def test_a_piece_whose_download_fails_once_is_fetched_again_not_called_altered(
     expect(item).to_contain_text("Checked: every piece is exactly what the phone signed")
     assert download(page, audio.get_by_role("link", name="Download", exact=True),
                     tmp_path / "audio.bin") == data
+
+
+def test_a_log_rewritten_on_the_server_is_refused_as_a_whole(
+        contact: Contact, live_server: ServerProcess, tmp_path: Path) -> None:
+    """The server serves another descriptor than the one it logged and signed (its stored leaf
+    bytes changed): the leaves no longer hash to the signed checkpoint, nothing is decrypted."""
+    page, phone = contact.page, contact.phone
+    encounter = record(phone, os.urandom(65536), tmp_path, "--chunk-bytes", "65536")
+    db = sqlite3.connect(live_server.data_dir / "safehold.sqlite3", timeout=30)
+    with db:
+        (data,) = db.execute("SELECT data FROM log_leaves WHERE encounter_id = ? AND "
+                             "leaf_index = 0", (encounter,)).fetchone()
+        forged = bytes(data).replace(b"\nsize ", b"\nsize 1")
+        assert forged != bytes(data)
+        db.execute("UPDATE log_leaves SET data = ? WHERE encounter_id = ? AND leaf_index = 0",
+                   (forged, encounter))
+    db.close()
+    item = encounter_item(page, encounter)
+    item.get_by_role("button", name="Decrypt").click()
+    expect(item.get_by_role("alert")).to_have_text(
+        "This recording could not be checked: the log's entries do not hash to the signed "
+        "checkpoint: it was altered")
+    expect(item.get_by_role("link", name="Download", exact=True)).to_have_count(0)
+    expect(item.get_by_role("link", name="Download bundle")).to_have_count(0)
