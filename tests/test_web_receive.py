@@ -3,6 +3,7 @@ in the browser, and shows (never plays or offers) what was altered."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -17,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from age_tty import run_with_tty
 from helpers import PYTHON, ROOT, ServerProcess
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 from synckit import api_for, cli, cli_popen, client_env, register, wait_until
 from webkit import PASSPHRASE, join_on_page, launch, new_page
 
+from crypto.age_keys import load_identity
 from sync.errors import ServerRefusal
 
 
@@ -165,10 +168,19 @@ def test_live_recording_followed_then_bundle_verified_and_decrypted_by_the_cli(
     assert decrypted.returncode == 0, decrypted.stderr
     assert (out / "audio.bin").read_bytes() == data
 
-    # Nothing the page sent (joining included) carried a key, the passphrase or plaintext.
+    # Nothing the page sent (joining included) carried a key, the passphrase or plaintext:
+    # not this contact's identity in any spelling, nor any secret key or sealed key file.
     sent = b"\n".join(contact.sent)
     assert len(contact.sent) > 20 and b"/accept" in sent
-    for secret in (b"AGE-SECRET-KEY-", b"PRIVATE+KEY", PASSPHRASE.encode(),
+    status, transcript = run_with_tty(["age", "-d", "-o", str(tmp_path / "key.txt"),
+                                       str(key_file)], [PASSPHRASE])
+    assert status == 0, transcript
+    identity = (tmp_path / "key.txt").read_text().splitlines()[-1]
+    secret_bytes = load_identity(identity)[0].private_bytes_raw()
+    for secret in (identity.encode(), identity.lower().encode(), secret_bytes,
+                   base64.b64encode(secret_bytes), base64.b64encode(secret_bytes).rstrip(b"="),
+                   base64.urlsafe_b64encode(secret_bytes).rstrip(b"="), secret_bytes.hex().encode(),
+                   b"AGE-SECRET-KEY-", b"PRIVATE+KEY", PASSPHRASE.encode(),
                    b"BEGIN AGE ENCRYPTED FILE"):
         assert secret not in sent
     for at in range(0, len(data) - 32, 4000):
