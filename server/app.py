@@ -25,6 +25,7 @@ from server.ops.logs import LOG_FORMAT_ENV, RequestIdFilter, make_formatter
 from server.pages import register_pages
 from server.ratelimit import RateLimiter
 from server.serverkey import describe, load_or_create_server_key
+from server.web_pages import register_web_pages
 
 log = logging.getLogger("safehold.server")
 MAX_JSON_BODY = 64 * 1024
@@ -94,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(lambda: refuse_deep_json(CHUNK_UPLOAD_ENDPOINT))
 
     register_pages(app, settings["SERVER_NAME"])
+    register_web_pages(app)
 
     @app.get("/docs")
     def docs() -> Response:

@@ -1,0 +1,46 @@
+"""The browser pages (`GET /contact`) and their built files (`GET /web/<file>`).
+
+They are built by esbuild into web/dist (committed, checked against a fresh build by
+tests/test_web_build.py) and served exactly as they are: no templating, no CDN. The page's
+Content-Security-Policy allows only this origin, so nothing but our own code runs beside the
+contact's keys, and no-referrer keeps even the path out of other sites' logs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, send_from_directory
+
+WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; connect-src 'self'; "
+                               "img-src 'self' blob: data:; media-src 'self' blob:; "
+                               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+                               "form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+web = Blueprint("web_pages", __name__)
+
+
+def _with_headers(response: Response) -> Response:
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+@web.get("/contact")
+def contact_page() -> Response:
+    return _with_headers(send_from_directory(WEB_DIST, "contact.html", mimetype="text/html"))
+
+
+@web.get("/web/<path:name>")
+def built_file(name: str) -> Response:
+    # send_from_directory refuses paths outside WEB_DIST (404), so only built files are served.
+    return _with_headers(send_from_directory(WEB_DIST, name))
+
+
+def register_web_pages(app: Flask) -> None:
+    app.register_blueprint(web)
