@@ -91,8 +91,8 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
                    help="how long to wait for the new device (default 300)")
     p = _cmd(dsub, "add", "cli.device_link:add",
              "join an account with a code from `safehold device link`", state=True)
-    p.add_argument("code", metavar="CODE")
-    p.add_argument("--server", required=True, metavar="URL")
+    p.add_argument("code", metavar="CODE", help="the code `safehold device link` printed")
+    p.add_argument("--server", required=True, metavar="URL", help="the Safehold server's address")
     p.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
                    help="how long to wait for the existing device to sign (default 300)")
     for name, help_ in (("alert", "raise an alert on an encounter"),
@@ -187,7 +187,7 @@ def _resolve(handler: str) -> Handler:
 
 # Commands whose first positional is a code a person pastes. A code is random base64url, so
 # about 1 in 64 begins with "-", which argparse would take for an option.
-CODE_COMMANDS = {("contact", "join")}
+CODE_COMMANDS = {("contact", "join"), ("device", "add")}
 LOOKS_LIKE_CODE = re.compile(r"\s*-[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\s*")  # <id>.<secret>, no "="
 
 
