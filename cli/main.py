@@ -188,7 +188,7 @@ def _resolve(handler: str) -> Handler:
 # Commands whose first positional is a code a person pastes. A code is random base64url, so
 # about 1 in 64 begins with "-", which argparse would take for an option.
 CODE_COMMANDS = {("contact", "join"), ("device", "add")}
-LOOKS_LIKE_CODE = re.compile(r"\s*-[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\s*")  # <id>.<secret>, no "="
+LOOKS_LIKE_CODE = re.compile(r"\s*-[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+\s*")  # <id>.<secret>[.<hash>]
 
 
 def _code_last(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
