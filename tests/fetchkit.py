@@ -5,6 +5,7 @@ request log), and a command's peak memory.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -63,10 +64,27 @@ def record(phone: Path, root: Path, media: bytes, chunk_bytes: int) -> str:
 def requests_since(server: ServerProcess, offset: int) -> Counter[str]:
     """Requests the server logged after byte `offset` of its log, by path shape."""
     counted: Counter[str] = Counter()
-    for match in REQUEST_LINE.finditer(server.output()[offset:]):
-        path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", match.group(2))
-        counted[f"{match.group(1)} {re.sub(r'/[0-9]+(?=/|$)', '/{n}', path)}"] += 1
+    for method, raw in _requests(server.output()[offset:]):
+        path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", raw.split("?", 1)[0])
+        counted[f"{method} {re.sub(r'/[0-9]+(?=/|$)', '/{n}', path)}"] += 1
     return counted
+
+
+def _requests(log: str) -> list[tuple[str, str]]:
+    """(method, path) of each request: the server's JSON access lines (server/ops/logs.py),
+    or the plain access format when SAFEHOLD_LOG_FORMAT=text."""
+    found = []
+    for line in log.splitlines():
+        if line.startswith("{"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("logger") == "safehold.access" and "method" in entry:
+                found.append((str(entry["method"]), str(entry["path"])))
+        else:
+            found += [(m.group(1), m.group(2)) for m in REQUEST_LINE.finditer(line)]
+    return found
 
 
 def log_offset(server: ServerProcess) -> int:

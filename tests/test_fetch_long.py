@@ -101,7 +101,7 @@ def test_fetch_waits_out_too_many_requests_says_so_and_finishes(make_server,
     assert "Result     OK: nothing was altered" in fetched.stdout
     made = requests_since(server, start)
     assert made["GET /v1/encounters/{id}/streams/audio/pack"] >= 1
-    limited = server.output()[start:].count('" 429 ')
+    limited = server.output()[start:].count('"status": 429')
     assert limited >= 1  # it was refused, waited, and came back
 
 
