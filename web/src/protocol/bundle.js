@@ -59,6 +59,9 @@ async function manifest(reader, encounter, fetchedAt) {
     const { name } = await parseVerifier(key);
     devices.push({ device_id: name.replace(/^device-/, ""), device_key: key });
   }
+  // The owner's signed device roster (docs/protocol.md, device roster): `safehold verify`
+  // trusts only devices signed into it, so a bundle without it verifies nothing.
+  const { statements } = await reader.api.json("GET", "/v1/roster", { auth: true });
   return {
     format: "safehold-bundle/v1",
     encounter_id: reader.id,
@@ -67,6 +70,7 @@ async function manifest(reader, encounter, fetchedAt) {
     server: { url: location.origin, name: reader.m.server_name, server_key: reader.m.server_key,
       fingerprint: await fingerprint(reader.m.server_key) },
     devices,
+    roster: statements,
     log: { tree_size: reader.checkpoint.size },
     fetched_at: fetchedAt,
     fetched_by: { kind: "contact", id: reader.m.contact_id },
