@@ -1,0 +1,85 @@
+"""A hostile (or careless) operator against a real server process: attacks done the way an
+operator would do them, with the database file, SQL and the disk (issue 10).
+
+Organised by attack; each section says what the operator does and who must notice. Every
+attack ends in a non-zero exit that names what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from tests import synckit
+from tests.helpers import ServerProcess
+
+
+def _online_backup(database: Path, target: Path) -> None:
+    """docs/operations.md, "Backups": an online, consistent copy (sqlite3 .backup)."""
+    with sqlite3.connect(database) as live, sqlite3.connect(target) as copy:
+        live.backup(copy)
+
+
+def _restore(server: ServerProcess, backup: Path) -> ServerProcess:
+    """Stop, put the backup back in place (WAL and SHM of the newer database removed), start."""
+    server.stop()
+    database = server.data_dir / "safehold.sqlite3"
+    for stale in (Path(f"{database}-wal"), Path(f"{database}-shm")):
+        stale.unlink(missing_ok=True)
+    os.replace(backup, database)
+    return ServerProcess(server.data_dir, port=server.port).start()
+
+
+# --- Attack: restore a database backup taken half-way through a recording ----------------------
+# The operator restores an older database: the log of the encounter is shorter than the
+# checkpoint the phone verified, and the chunks acknowledged after the backup are forgotten.
+
+
+def test_backup_restore_is_rollback_named_by_device_sync(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        phone = tmp_path / "phone"
+        synckit.register(phone, server.url)
+        source = tmp_path / "audio.bin"
+        source.write_bytes(os.urandom(8 * 4096))
+        live = synckit.cli_popen(phone, "record", str(source), "--chunk-bytes", "4096",
+                                 "--stream", "audio", "--rate", "8192")
+        synckit.wait_until(lambda: _acknowledged(phone) >= 4, 30,
+                           "half of the recording acknowledged")
+        backup = tmp_path / "backup.sqlite3"
+        _online_backup(server.data_dir / "safehold.sqlite3", backup)  # half-way through
+        out, err = live.communicate(timeout=60)
+        assert live.returncode == 0, err
+        encounter = out.strip().splitlines()[0]
+        acked = [c for c in synckit.outbox_chunks(phone) if c["state"] == "acknowledged"]
+        assert len(acked) == len(synckit.outbox_chunks(phone))
+
+        server = _restore(server, backup)
+        done = synckit.cli(phone, "sync")
+        assert done.returncode == 1, done.stderr
+        line = done.stderr.strip().splitlines()[-1]
+        assert encounter in line and "rolled back" in line, line
+        # the chunks acknowledged after the backup: the message names how many the server
+        # lost and the sizes held vs served
+        assert "now serves size" in line and "no longer in it" in line, line
+        lost = int(line.split("; ")[1].split(" acknowledged")[0])
+        assert lost >= 1, line
+        # the phone still held the bodies and sent them again: the server has the video back
+        held = _server_seqs(phone, server.url, encounter, "audio")
+        assert held == set(range(8)), held
+    finally:
+        server.stop()
+
+
+def _server_seqs(phone: Path, url: str, encounter: str, stream: str) -> set[int]:
+    api = synckit.api_for(phone, url)
+    page = api.receipts(encounter, stream, 0, 100)
+    return {int(r["seq"]) for r in page["receipts"]}
+
+
+def _acknowledged(phone: Path) -> int:
+    try:
+        return synckit.states(phone)["acknowledged"]
+    except sqlite3.OperationalError:  # the outbox is made when the recording begins
+        return 0
