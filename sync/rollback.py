@@ -39,10 +39,12 @@ class Tampering:
     requeued: int  # of those, bodies queued again for upload
 
     def describe(self) -> str:
+        lost = (f"{self.missing} acknowledged chunk(s) are no longer in it"
+                if self.kind == "rolled back" else
+                f"none of its {self.missing} acknowledged chunk(s) can be trusted to be in it")
         return (f"encounter {self.encounter}: the server's log was {self.kind} (this device "
                 f"verified a checkpoint of size {self.held}, the server now serves size "
-                f"{self.served}); {self.missing} acknowledged chunk(s) are no longer in it, "
-                f"{self.requeued} queued again for upload")
+                f"{self.served}); {lost}, {self.requeued} queued again for upload")
 
 
 class RollbackDetected(UntrustedServer):

@@ -68,6 +68,11 @@ def test_backup_restore_is_rollback_named_by_device_sync(tmp_path: Path) -> None
         # the phone still held the bodies and sent them again: the server has the video back
         held = _server_seqs(phone, server.url, encounter, "audio")
         assert held == set(range(8)), held
+        again = synckit.cli(phone, "sync")
+        # re-appended in upload order, not recording order: the log the server serves now is
+        # not the one the phone verified, and every later sync keeps saying so
+        assert again.returncode == 1 and encounter in again.stderr, again.stderr
+        assert "forked" in again.stderr, again.stderr
     finally:
         server.stop()
 
