@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests import synckit
 from tests.helpers import ServerProcess
+from tests.hostilekit import behind_hostile, read_key, rewritten_log
 
 
 def _online_backup(database: Path, target: Path) -> None:
@@ -75,6 +76,39 @@ def test_backup_restore_is_rollback_named_by_device_sync(tmp_path: Path) -> None
         assert "forked" in again.stderr, again.stderr
     finally:
         server.stop()
+
+
+# --- Attack: a forked log, re-signed with the server's real key ---------------------------------
+# The operator reorders two leaves of the log (same size, another root) and signs a checkpoint
+# for it with the server key it holds. The phone verified the true checkpoint of that size.
+
+
+def test_resigned_same_size_fork_is_named_by_device_sync(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    phone = tmp_path / "phone"
+    synckit.register(phone, server.url)
+    source = tmp_path / "audio.bin"
+    source.write_bytes(os.urandom(3 * 4096))
+    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
+    assert done.returncode == 0, done.stderr
+    encounter = done.stdout.strip().splitlines()[0]
+
+    def swap(leaves: list[bytes]) -> list[bytes]:
+        return [leaves[1], leaves[0], *leaves[2:]]
+
+    rule = rewritten_log(read_key(server.data_dir / "server.key"), server.name, swap)
+    moved, hostile = behind_hostile(server, [rule])
+    try:
+        done = synckit.cli(phone, "sync")
+        assert done.returncode == 1, done.stderr
+        line = done.stderr.strip().splitlines()[-1]
+        assert encounter in line and "forked" in line, line
+        assert "verified a checkpoint of size" in line and "now serves size" in line, line
+        # the real server still holds every chunk: sending them again changed nothing there
+        assert synckit.states(phone)["acknowledged"] == len(synckit.outbox_chunks(phone))
+    finally:
+        hostile.stop()
+        moved.stop()
 
 
 def _server_seqs(phone: Path, url: str, encounter: str, stream: str) -> set[int]:
