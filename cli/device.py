@@ -19,7 +19,7 @@ from cli.common import EXIT_NETWORK, EXIT_OK, CliError
 from sync.account import client_for
 from sync.account import register as register_device
 from sync.api import ApiClient
-from sync.errors import NetworkError, SyncError, UntrustedServer
+from sync.errors import NetworkError, ServerRefusal, SyncError, UntrustedServer
 from sync.feed import follow_changes
 from sync.outbox import Outbox
 from sync.receipts import ReceiptVerifier
@@ -166,7 +166,12 @@ def record(args: argparse.Namespace) -> int:
 def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
                        recorder: Recorder, source: BinaryIO, progress: Progress) -> int:
     api = client_for(state, settings, _timeout())
-    tampering = _check_logs(settings, outbox, api)
+    try:  # never in the way of a recording: offline, the next sync checks
+        tampering, untrusted = _check_logs(settings, outbox, api), None
+    except (NetworkError, ServerRefusal):
+        tampering, untrusted = [], None
+    except UntrustedServer as exc:
+        tampering, untrusted = [], exc
     uploader = _uploader(state, settings, outbox, api, progress)
 
     def on_chunk(_chunk: object) -> None:
@@ -192,6 +197,8 @@ def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
           f"entries; {report.acknowledged} chunk(s) sent", file=sys.stderr)
     if tampering:  # the recording is saved and sent; the tampering still ends in exit 1
         raise RollbackDetected(tampering)
+    if untrusted is not None:
+        raise untrusted
     return _finish(report, "recording saved")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from crypto.checkpoint import encounter_origin, open_checkpoint
 from crypto.errors import CryptoError
 from crypto.merkle import verify_consistency
-from sync.errors import UntrustedServer
+from sync.errors import ServerRefusal, UntrustedServer
 from sync.outbox import ACKNOWLEDGED, ChunkKey, Outbox
 
 LatestCheckpoint = Callable[[str], dict[str, Any]]
@@ -66,7 +66,13 @@ def check_logs(outbox: Outbox, server_key: str, server_name: str,
         if not known:
             continue
         held = max(known)
-        note = str(latest(encounter)["checkpoint"])
+        try:
+            note = str(latest(encounter)["checkpoint"])
+        except ServerRefusal as exc:
+            if exc.status != 404:
+                raise
+            continue  # deleted (a delayed, announced deletion: docs/protocol.md); not a rollback
+
         try:
             served = open_checkpoint(note, server_key,
                                      expected_origin=encounter_origin(server_name, encounter))

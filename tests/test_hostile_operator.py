@@ -111,6 +111,24 @@ def test_resigned_same_size_fork_is_named_by_device_sync(tmp_path: Path) -> None
         moved.stop()
 
 
+# --- Not an attack: the check never stands in the way of a recording ------------------------------
+
+
+def test_recording_proceeds_when_the_check_cannot_reach_the_server(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    phone = tmp_path / "phone"
+    synckit.register(phone, server.url)
+    source = tmp_path / "audio.bin"
+    source.write_bytes(os.urandom(2 * 4096))
+    assert synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096").returncode == 0
+    server.stop()  # the phone has acknowledged chunks and checkpoints, and no network
+    before = len(synckit.outbox_chunks(phone))
+    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
+    assert done.returncode == 3, done.stderr  # network: queued, safe in the outbox
+    assert "still queued" in done.stderr, done.stderr
+    assert len(synckit.outbox_chunks(phone)) > before
+
+
 def _server_seqs(phone: Path, url: str, encounter: str, stream: str) -> set[int]:
     api = synckit.api_for(phone, url)
     page = api.receipts(encounter, stream, 0, 100)
