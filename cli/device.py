@@ -19,11 +19,12 @@ from cli.common import EXIT_NETWORK, EXIT_OK, CliError
 from sync.account import client_for
 from sync.account import register as register_device
 from sync.api import ApiClient
-from sync.errors import NetworkError, SyncError, UntrustedServer
+from sync.errors import NetworkError, ServerRefusal, SyncError, UntrustedServer
 from sync.feed import follow_changes
 from sync.outbox import Outbox
 from sync.receipts import ReceiptVerifier
 from sync.recorder import Recorder, RecordOptions, Sealer
+from sync.rollback import RollbackDetected, Tampering, check_logs
 from sync.state import Settings, StateFolder
 from sync.uploader import SyncReport, Uploader
 
@@ -86,6 +87,12 @@ def _uploader(state: StateFolder, settings: Settings, outbox: Outbox, api: ApiCl
     return Uploader(outbox, api, verifier, settings.server_key, workers=workers,
                     patience=_env_float("SAFEHOLD_SYNC_PATIENCE", 30.0),
                     on_progress=progress.uploaded)
+
+
+def _check_logs(settings: Settings, outbox: Outbox, api: ApiClient) -> list[Tampering]:
+    """Rollback/fork check before uploading (sync/rollback.py); lost bodies are requeued."""
+    return check_logs(outbox, settings.server_key, settings.server_name,
+                      api.latest_checkpoint, api.consistency)
 
 
 def _finish(report: SyncReport, what: str) -> int:
@@ -158,8 +165,14 @@ def record(args: argparse.Namespace) -> int:
 
 def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
                        recorder: Recorder, source: BinaryIO, progress: Progress) -> int:
-    uploader = _uploader(state, settings, outbox, client_for(state, settings, _timeout()),
-                         progress)
+    api = client_for(state, settings, _timeout())
+    try:  # never in the way of a recording: offline, the next sync checks
+        tampering, untrusted = _check_logs(settings, outbox, api), None
+    except (NetworkError, ServerRefusal):
+        tampering, untrusted = [], None
+    except UntrustedServer as exc:
+        tampering, untrusted = [], exc
+    uploader = _uploader(state, settings, outbox, api, progress)
 
     def on_chunk(_chunk: object) -> None:
         progress.chunk_recorded()
@@ -182,6 +195,10 @@ def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
     report = reports[0] if reports else uploader.report
     print(f"recorded {summary.chunks} {summary.stream} chunk(s) and {summary.log_entries} log "
           f"entries; {report.acknowledged} chunk(s) sent", file=sys.stderr)
+    if tampering:  # the recording is saved and sent; the tampering still ends in exit 1
+        raise RollbackDetected(tampering)
+    if untrusted is not None:
+        raise untrusted
     return _finish(report, "recording saved")
 
 
@@ -190,8 +207,11 @@ def sync(args: argparse.Namespace) -> int:
     outbox = state.outbox()
     api = client_for(state, settings, _timeout())
     progress = Progress()
+    tampering = _check_logs(settings, outbox, api)
     report = _uploader(state, settings, outbox, api, progress).drain()
     progress.done()
+    if tampering:  # re-uploaded what it could, but evidence of tampering is never swallowed
+        raise RollbackDetected(tampering)
     code = _finish(report, "sync incomplete")
     feed = follow_changes(outbox, api)
     for encounter_id in feed.new_encounters:

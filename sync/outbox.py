@@ -320,6 +320,15 @@ class Outbox:
                        " AND state != ?",
                        [QUEUED, error, next_try, int(count_attempt), *_params(key), ACKNOWLEDGED])
 
+    def requeue_acknowledged(self, keys: list[ChunkKey]) -> None:
+        """Queue acknowledged chunks again (the server lost them: sync/rollback.py); their
+        bodies are still here, so the next drain uploads them again."""
+        with self._tx() as db:
+            for key in keys:
+                db.execute("UPDATE chunks SET state = ?, next_try = 0 WHERE encounter = ? AND"
+                           " stream = ? AND seq = ? AND state = ?",
+                           [QUEUED, *_params(key), ACKNOWLEDGED])
+
     # -- receipts and checkpoints -------------------------------------------------------------
     def receipt(self, key: ChunkKey) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM receipts WHERE encounter = ? AND stream = ? AND"

@@ -1,0 +1,142 @@
+"""A hostile (or careless) operator against a real server process: attacks done the way an
+operator would do them, with the database file, SQL and the disk (issue 10).
+
+Organised by attack; each section says what the operator does and who must notice. Every
+attack ends in a non-zero exit that names what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from tests import synckit
+from tests.helpers import ServerProcess
+from tests.hostilekit import behind_hostile, read_key, rewritten_log
+
+
+def _online_backup(database: Path, target: Path) -> None:
+    """docs/operations.md, "Backups": an online, consistent copy (sqlite3 .backup)."""
+    with sqlite3.connect(database) as live, sqlite3.connect(target) as copy:
+        live.backup(copy)
+
+
+def _restore(server: ServerProcess, backup: Path) -> ServerProcess:
+    """Stop, put the backup back in place (WAL and SHM of the newer database removed), start."""
+    server.stop()
+    database = server.data_dir / "safehold.sqlite3"
+    for stale in (Path(f"{database}-wal"), Path(f"{database}-shm")):
+        stale.unlink(missing_ok=True)
+    os.replace(backup, database)
+    return ServerProcess(server.data_dir, port=server.port).start()
+
+
+# --- Attack: restore a database backup taken half-way through a recording ----------------------
+# The operator restores an older database: the log of the encounter is shorter than the
+# checkpoint the phone verified, and the chunks acknowledged after the backup are forgotten.
+
+
+def test_backup_restore_is_rollback_named_by_device_sync(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        phone = tmp_path / "phone"
+        synckit.register(phone, server.url)
+        source = tmp_path / "audio.bin"
+        source.write_bytes(os.urandom(8 * 4096))
+        live = synckit.cli_popen(phone, "record", str(source), "--chunk-bytes", "4096",
+                                 "--stream", "audio", "--rate", "8192")
+        synckit.wait_until(lambda: _acknowledged(phone) >= 4, 30,
+                           "half of the recording acknowledged")
+        backup = tmp_path / "backup.sqlite3"
+        _online_backup(server.data_dir / "safehold.sqlite3", backup)  # half-way through
+        out, err = live.communicate(timeout=60)
+        assert live.returncode == 0, err
+        encounter = out.strip().splitlines()[0]
+        acked = [c for c in synckit.outbox_chunks(phone) if c["state"] == "acknowledged"]
+        assert len(acked) == len(synckit.outbox_chunks(phone))
+
+        server = _restore(server, backup)
+        done = synckit.cli(phone, "sync")
+        assert done.returncode == 1, done.stderr
+        line = done.stderr.strip().splitlines()[-1]
+        assert encounter in line and "rolled back" in line, line
+        # the chunks acknowledged after the backup: the message names how many the server
+        # lost and the sizes held vs served
+        assert "now serves size" in line and "no longer in it" in line, line
+        lost = int(line.split("; ")[1].split(" acknowledged")[0])
+        assert lost >= 1, line
+        # the phone still held the bodies and sent them again: the server has the video back
+        held = _server_seqs(phone, server.url, encounter, "audio")
+        assert held == set(range(8)), held
+        again = synckit.cli(phone, "sync")
+        # re-appended in upload order, not recording order: the log the server serves now is
+        # not the one the phone verified, and every later sync keeps saying so
+        assert again.returncode == 1 and encounter in again.stderr, again.stderr
+        assert "forked" in again.stderr, again.stderr
+    finally:
+        server.stop()
+
+
+# --- Attack: a forked log, re-signed with the server's real key ---------------------------------
+# The operator reorders two leaves of the log (same size, another root) and signs a checkpoint
+# for it with the server key it holds. The phone verified the true checkpoint of that size.
+
+
+def test_resigned_same_size_fork_is_named_by_device_sync(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    phone = tmp_path / "phone"
+    synckit.register(phone, server.url)
+    source = tmp_path / "audio.bin"
+    source.write_bytes(os.urandom(3 * 4096))
+    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
+    assert done.returncode == 0, done.stderr
+    encounter = done.stdout.strip().splitlines()[0]
+
+    def swap(leaves: list[bytes]) -> list[bytes]:
+        return [leaves[1], leaves[0], *leaves[2:]]
+
+    rule = rewritten_log(read_key(server.data_dir / "server.key"), server.name, swap)
+    moved, hostile = behind_hostile(server, [rule])
+    try:
+        done = synckit.cli(phone, "sync")
+        assert done.returncode == 1, done.stderr
+        line = done.stderr.strip().splitlines()[-1]
+        assert encounter in line and "forked" in line, line
+        assert "verified a checkpoint of size" in line and "now serves size" in line, line
+        # the real server still holds every chunk: sending them again changed nothing there
+        assert synckit.states(phone)["acknowledged"] == len(synckit.outbox_chunks(phone))
+    finally:
+        hostile.stop()
+        moved.stop()
+
+
+# --- Not an attack: the check never stands in the way of a recording ------------------------------
+
+
+def test_recording_proceeds_when_the_check_cannot_reach_the_server(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    phone = tmp_path / "phone"
+    synckit.register(phone, server.url)
+    source = tmp_path / "audio.bin"
+    source.write_bytes(os.urandom(2 * 4096))
+    assert synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096").returncode == 0
+    server.stop()  # the phone has acknowledged chunks and checkpoints, and no network
+    before = len(synckit.outbox_chunks(phone))
+    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
+    assert done.returncode == 3, done.stderr  # network: queued, safe in the outbox
+    assert "still queued" in done.stderr, done.stderr
+    assert len(synckit.outbox_chunks(phone)) > before
+
+
+def _server_seqs(phone: Path, url: str, encounter: str, stream: str) -> set[int]:
+    api = synckit.api_for(phone, url)
+    page = api.receipts(encounter, stream, 0, 100)
+    return {int(r["seq"]) for r in page["receipts"]}
+
+
+def _acknowledged(phone: Path) -> int:
+    try:
+        return synckit.states(phone)["acknowledged"]
+    except sqlite3.OperationalError:  # the outbox is made when the recording begins
+        return 0
