@@ -4,6 +4,9 @@ Tuning by environment (documented in docs/protocol.md, section client):
   SAFEHOLD_HTTP_TIMEOUT   seconds to wait for a server answer (default 30)
   SAFEHOLD_SYNC_PATIENCE  seconds without progress before giving up on a dead network (default 30)
   SAFEHOLD_SYNC_WORKERS   uploads at once (default 4)
+
+`record` and `sync` share one upload queue per state folder (sync/uplink.py); what they say
+about the network and the contacts is in cli/device_uplink.py.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from sync.account import register as register_device
 from sync.api import ApiClient
 from sync.errors import NetworkError, ServerRefusal, SyncError, UntrustedServer
 from sync.feed import follow_changes
-from sync.outbox import Outbox
+from sync.outbox import Outbox, SealedChunk
 from sync.receipts import ReceiptVerifier
 from sync.recorder import Recorder, RecordOptions, Sealer
 from sync.rollback import RollbackDetected, Tampering, check_logs
 from sync.state import Settings, StateFolder
+from sync.uplink import Outcome, OwnChunks, SharedUpload
 from sync.uploader import SyncReport, Uploader
 
 
@@ -95,6 +99,15 @@ def _check_logs(settings: Settings, outbox: Outbox, api: ApiClient) -> list[Tamp
                       api.latest_checkpoint, api.consistency)
 
 
+def _shared(state: StateFolder, settings: Settings, outbox: Outbox, api: ApiClient,
+            progress: Progress, recording: threading.Event) -> SharedUpload:
+    from cli.device_uplink import WaitingNotice, patience
+
+    return SharedUpload(state.path, outbox,
+                        lambda: _uploader(state, settings, outbox, api, progress), patience(),
+                        WaitingNotice(outbox, recording.is_set))
+
+
 def _finish(report: SyncReport, what: str) -> int:
     """Exit 0 only when nothing is left; otherwise one line saying why and what to do."""
     if report.fatal is not None:
@@ -140,6 +153,8 @@ def _open_input(name: str) -> BinaryIO:
 
 
 def record(args: argparse.Namespace) -> int:
+    from cli.device_uplink import warn_unreachable
+
     state, settings = _registered(args)
     outbox = state.outbox()
     recipients = [*outbox.contact_recipients(), settings.recovery_recipient]
@@ -147,24 +162,34 @@ def record(args: argparse.Namespace) -> int:
     options = RecordOptions(stream=args.stream, chunk_bytes=args.chunk_bytes,
                             encounter=args.encounter, rate=args.rate)
     progress = Progress()
-    recorder = Recorder(outbox, sealer, options, on_chunk=lambda _c: progress.chunk_recorded())
+    own = OwnChunks(outbox)
+
+    def recorded(chunk: SealedChunk) -> None:
+        own.add(chunk.key)
+        progress.chunk_recorded()
+
+    recorder = Recorder(outbox, sealer, options, on_chunk=recorded)
     source = _open_input(args.file)
     try:
         print(recorder.begin(), flush=True)
-        if args.offline:
-            summary = recorder.run(source)
-            progress.done()
-            print(f"queued {summary.chunks} chunk(s) and {summary.log_entries} log entries "
-                  "offline; run `safehold device sync` to upload", file=sys.stderr)
-            return EXIT_OK
-        return _record_and_upload(state, settings, outbox, recorder, source, progress)
+        if not args.offline:
+            return _record_and_upload(state, settings, outbox, recorder, source, progress, own)
+        summary = recorder.run(source)
+        progress.done()
+        print(f"queued {summary.chunks} chunk(s) and {summary.log_entries} log entries "
+              "offline; run `safehold device sync` to upload", file=sys.stderr)
+        return EXIT_OK
     finally:
+        warn_unreachable(recorder.encounter, sealer.sealed_alone, own.total)
         if source is not sys.stdin.buffer:
             source.close()
 
 
 def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
-                       recorder: Recorder, source: BinaryIO, progress: Progress) -> int:
+                       recorder: Recorder, source: BinaryIO, progress: Progress,
+                       own: OwnChunks) -> int:
+    """Record on this thread; upload (or wait for the process that uploads) on another, until
+    this recording's own chunks are acknowledged or patience runs out."""
     api = client_for(state, settings, _timeout())
     try:  # never in the way of a recording: offline, the next sync checks
         tampering, untrusted = _check_logs(settings, outbox, api), None
@@ -172,29 +197,36 @@ def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
         tampering, untrusted = [], None
     except UntrustedServer as exc:
         tampering, untrusted = [], exc
-    uploader = _uploader(state, settings, outbox, api, progress)
-
-    def on_chunk(_chunk: object) -> None:
-        progress.chunk_recorded()
-        uploader.wakeup.set()
-
-    recorder.on_chunk = on_chunk
     recording = threading.Event()
     recording.set()
-    reports: list[SyncReport] = []
-    worker = threading.Thread(target=lambda: reports.append(uploader.drain(recording.is_set)),
+    shared = _shared(state, settings, outbox, api, progress, recording)
+
+    def on_chunk(chunk: SealedChunk) -> None:
+        own.add(chunk.key)
+        progress.chunk_recorded()
+        shared.wake()
+
+    recorder.on_chunk = on_chunk
+    shared.wake()  # the start entry is already queued
+    outcomes: list[Outcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(shared.run(own.done,
+                                                                        recording.is_set)),
                               name="uploader", daemon=True)
     worker.start()
+    threading.Thread(target=_pin_contacts, args=(state, settings, outbox, api, recorder),
+                     name="contacts", daemon=True).start()
     try:
         summary = recorder.run(source)
     finally:
         recording.clear()
-        uploader.wakeup.set()
+        shared.wake()
         worker.join()
         progress.done()
-    report = reports[0] if reports else uploader.report
+    report = outcomes[0].report if outcomes else shared.report
+    report.remaining = own.left()
     print(f"recorded {summary.chunks} {summary.stream} chunk(s) and {summary.log_entries} log "
-          f"entries; {report.acknowledged} chunk(s) sent", file=sys.stderr)
+          f"entries; {own.total - report.remaining} of {own.total} chunk(s) acknowledged",
+          file=sys.stderr)
     if tampering:  # the recording is saved and sent; the tampering still ends in exit 1
         raise RollbackDetected(tampering)
     if untrusted is not None:
@@ -202,17 +234,32 @@ def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
     return _finish(report, "recording saved")
 
 
+def _pin_contacts(state: StateFolder, settings: Settings, outbox: Outbox, api: ApiClient,
+                  recorder: Recorder) -> None:
+    """Contacts who joined since are pinned and sealed to from the next chunk on."""
+    from cli.device_uplink import check_contacts
+
+    if check_contacts(state, api).pinned:
+        recorder.sealer.recipients = [*outbox.contact_recipients(), settings.recovery_recipient]
+
+
 def sync(args: argparse.Namespace) -> int:
+    from cli.device_uplink import check_contacts
+
     state, settings = _registered(args)
     outbox = state.outbox()
     api = client_for(state, settings, _timeout())
     progress = Progress()
     tampering = _check_logs(settings, outbox, api)
-    report = _uploader(state, settings, outbox, api, progress).drain()
+    own = OwnChunks.queued_now(outbox)
+    outcome = _shared(state, settings, outbox, api, progress, threading.Event()).run(own.done)
     progress.done()
+    report = outcome.report
+    report.remaining = own.left()
     if tampering:  # re-uploaded what it could, but evidence of tampering is never swallowed
         raise RollbackDetected(tampering)
     code = _finish(report, "sync incomplete")
+    check_contacts(state, api)
     feed = follow_changes(outbox, api)
     for encounter_id in feed.new_encounters:
         print(f"encounter {encounter_id} (recorded on another device)")
@@ -227,8 +274,8 @@ def sync(args: argparse.Namespace) -> int:
               "no device of yours signed it into the roster: nothing it uploads is trusted. If "
               "it is not a link you started, the server's operator put it there",
               file=sys.stderr)
-    print(f"sent {report.acknowledged} chunk(s) ({report.already_held} were already on the "
-          "server); nothing left to upload", file=sys.stderr)
+    print(f"sent {own.total} chunk(s) ({report.already_held} were already on the server); "
+          "nothing left to upload", file=sys.stderr)
     return code
 
 

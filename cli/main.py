@@ -21,6 +21,12 @@ from cli.common import exit_code_for
 Handler = Callable[[argparse.Namespace], int]
 POLICY_HELP = ("when this contact may read: immediate (live), on_alert (when you raise an alert), "
                "check_in (if you have not marked yourself safe in time); default: on_alert")
+UPLOAD_HELP = ("When the server cannot be reached, the chunks stay safe in the outbox and are "
+               "retried while recording goes on, then for SAFEHOLD_SYNC_PATIENCE seconds "
+               "without progress (environment; default 30, e.g. SAFEHOLD_SYNC_PATIENCE=600 "
+               "waits ten minutes); `safehold device sync` sends what is left later. All "
+               "`record` and `sync` runs on one --state share one upload queue: one of them "
+               "uploads for all, log before audio before video.")
 
 
 def default_state_dir() -> Path:
@@ -84,7 +90,9 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=float, metavar="BYTES_PER_S",
                    help="pace reading like a live capture at this many bytes per second")
     p.add_argument("--offline", action="store_true", help="only queue; upload later with sync")
-    _cmd(dsub, "sync", "cli.device:sync", "upload everything still queued", state=True)
+    p.epilog = UPLOAD_HELP
+    p = _cmd(dsub, "sync", "cli.device:sync", "upload everything still queued", state=True)
+    p.epilog = UPLOAD_HELP
     p = _cmd(dsub, "link", "cli.device_link:link",
              "print a code that adds a new device to this account (signed roster)", state=True)
     p.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from sync.errors import NetworkError, OverLimit, ServerRefusal, StateError
+from sync.pacing import PacedBody, low_latency_session
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 # 401 codes after which logging in again may help.
@@ -73,7 +74,7 @@ class ApiClient:
             return self._shared_session
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = low_latency_session()
             self._local.session = session
         return session
 
@@ -88,7 +89,8 @@ class ApiClient:
             return {"Authorization": f"Bearer {self._token}"}
 
     def request(self, method: str, path: str, *, auth: bool = False,
-                json_body: Mapping[str, Any] | None = None, data: bytes | None = None,
+                json_body: Mapping[str, Any] | None = None,
+                data: bytes | PacedBody | None = None,
                 headers: Mapping[str, str] | None = None,
                 params: Mapping[str, Any] | None = None, sink: Sink | None = None,
                 max_bytes: int = MAX_RESPONSE_BYTES) -> requests.Response:
@@ -117,8 +119,9 @@ class ApiClient:
             waits += 1
 
     def _send(self, method: str, path: str, json_body: Mapping[str, Any] | None,
-              data: bytes | None, headers: dict[str, str], params: Mapping[str, Any] | None,
-              sink: Sink | None, max_bytes: int) -> requests.Response:
+              data: bytes | PacedBody | None, headers: dict[str, str],
+              params: Mapping[str, Any] | None, sink: Sink | None,
+              max_bytes: int) -> requests.Response:
         url = self.base_url + path
         try:
             response = self.session.request(method, url, json=json_body, data=data,
@@ -187,7 +190,7 @@ class ApiClient:
     def encounter(self, encounter_id: str) -> dict[str, Any]:
         return self.json("GET", f"/v1/encounters/{_seg(encounter_id)}", auth=True)
 
-    def put_chunk(self, encounter_id: str, stream: str, seq: int, body: bytes,
+    def put_chunk(self, encounter_id: str, stream: str, seq: int, body: bytes | PacedBody,
                   descriptor_note: str) -> dict[str, Any]:
         headers = {"Content-Type": "application/octet-stream",
                    "Safehold-Descriptor": b64(descriptor_note.encode("utf-8"))}

@@ -5,8 +5,8 @@ chunk moves sealed -> queued -> uploading -> acknowledged:
 
 - sealed: durable on the phone; its encounter does not exist on the server yet.
 - queued: ready to send (the encounter exists, or the uploader will create it first).
-- uploading: a PUT is in flight; a process that dies leaves it here, and the next start puts it
-  back to queued (`requeue_interrupted`).
+- uploading: a PUT is in flight (from process `uploader_pid`); a process that dies leaves it
+  here, and the next uploader puts it back to queued (`requeue_interrupted`).
 - acknowledged: the server's receipt verified (signature, inclusion, consistency). Only then.
 
 Every write is one short IMMEDIATE transaction, so several processes (a `record` and a `sync`)
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from typing import Any
 import sqlite_utils
 
 from sync.localdb import immediate, open_database
+from sync.outbox_schema import MIGRATIONS
 
 SEALED, QUEUED, UPLOADING, ACKNOWLEDGED = "sealed", "queued", "uploading", "acknowledged"
 # Order of sending (DESIGN.md): the event log first, then audio, then video, then anything else.
@@ -71,44 +73,6 @@ class OutboxChunk:
     attempts: int
 
 
-def _migration_1(db: sqlite_utils.Database) -> None:
-    db.table("encounters").create(
-        {"id": str, "started_at": str, "origin": str, "on_server": int, "seen_at": str},
-        pk="id", not_null={"started_at", "origin"}, defaults={"on_server": 0},
-    )
-    db.table("chunks").create(
-        {"encounter": str, "stream": str, "seq": int, "final": int, "size": int, "sha256": str,
-         "descriptor": str, "body": bytes, "state": str, "priority": int, "attempts": int,
-         "next_try": float, "last_error": str, "sealed_at": str, "acknowledged_at": str},
-        pk=("encounter", "stream", "seq"),
-        not_null={"final", "size", "sha256", "descriptor", "body", "state", "priority"},
-        defaults={"attempts": 0, "next_try": 0.0},
-    )
-    db.table("chunks").create_index(["state", "priority", "sealed_at", "seq"])
-    db.table("receipts").create(
-        {"encounter": str, "stream": str, "seq": int, "leaf_index": int, "tree_size": int,
-         "checkpoint": str, "inclusion_proof": str, "received_at": str, "verified_at": str},
-        pk=("encounter", "stream", "seq"),
-    )
-    # Checkpoints this device verified for each encounter; all are mutually consistent.
-    db.table("checkpoints").create(
-        {"encounter": str, "size": int, "root": str, "note": str}, pk=("encounter", "size"),
-    )
-    # Trusted contacts' keys, pinned after out-of-band verification (filled by issue 4).
-    db.table("contacts").create(
-        {"id": str, "name": str, "policy": str, "check_in_minutes": int, "recipient": str,
-         "contact_key": str, "safety_number": str, "pinned_at": str},
-        pk="id", not_null={"recipient"},
-    )
-    db.table("sessions").create(
-        {"id": int, "encounter": str, "stream": str, "pid": int, "started_at": str,
-         "stopped_at": str},
-        pk="id",
-    )
-    db.table("meta").create({"key": str, "value": str}, pk="key")
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
 
 
 class Outbox:
@@ -247,21 +211,29 @@ class Outbox:
             return int(cur.lastrowid or 0)
 
     # -- uploading ---------------------------------------------------------------------------
-    def requeue_interrupted(self) -> int:
-        """Chunks a dead process left `uploading` go back to the queue; returns how many."""
+    def requeue_interrupted(self, alive: Callable[[int], bool] = lambda pid: False) -> int:
+        """Chunks a dead process left `uploading` go back to the queue; returns how many.
+        A chunk whose uploading process is `alive` stays: that process still sends it."""
         with self._tx() as db:
-            return db.execute("UPDATE chunks SET state = ? WHERE state = ?",
-                              [QUEUED, UPLOADING]).rowcount
+            pids = [row[0] for row in db.execute("SELECT DISTINCT uploader_pid FROM chunks"
+                                                 " WHERE state = ?", [UPLOADING]).fetchall()]
+            dead = [pid for pid in pids if pid is None or not alive(int(pid))]
+            return sum(db.execute("UPDATE chunks SET state = ? WHERE state = ? AND"
+                                  " uploader_pid IS ?", [QUEUED, UPLOADING, pid]).rowcount
+                       for pid in dead)
 
     def claim(self, limit: int, now: float, exclude: set[ChunkKey], encounters: set[str],
-              max_bytes: int = 16 * 1024 * 1024) -> list[OutboxChunk]:
+              max_bytes: int = 16 * 1024 * 1024,
+              priority: int | None = None) -> list[OutboxChunk]:
         """Take up to `limit` due queued chunks of `encounters` (at most `max_bytes` of bodies,
-        at least one), most urgent first, and mark them uploading."""
+        at least one), most urgent first (only of `priority`, if given), and mark them
+        uploading."""
+        lowest, highest = (0, 1 << 30) if priority is None else (priority, priority)
         with self._tx() as db:
             rows = db.execute(
-                "SELECT encounter, stream, seq, size FROM chunks WHERE state = ? AND"
-                " next_try <= ? ORDER BY priority, sealed_at, seq LIMIT ?",
-                [QUEUED, now, limit + len(exclude)]).fetchall()
+                "SELECT encounter, stream, seq, size FROM chunks WHERE state = ? AND priority"
+                " BETWEEN ? AND ? AND next_try <= ? ORDER BY priority, sealed_at, seq LIMIT ?",
+                [QUEUED, lowest, highest, now, limit + len(exclude)]).fetchall()
             picked: list[ChunkKey] = []
             total = 0
             for encounter, stream, seq, size in rows:
@@ -274,12 +246,40 @@ class Outbox:
                 total += size
             chunks = []
             for key in picked:
-                db.execute("UPDATE chunks SET state = ? WHERE encounter = ? AND stream = ?"
-                           " AND seq = ?", [UPLOADING, *_params(key)])
+                db.execute("UPDATE chunks SET state = ?, uploader_pid = ? WHERE encounter = ?"
+                           " AND stream = ? AND seq = ?", [UPLOADING, os.getpid(), *_params(key)])
                 row = next(db.query("SELECT * FROM chunks WHERE encounter = ? AND stream = ?"
                                     " AND seq = ?", _params(key)))
                 chunks.append(_chunk(row))
             return chunks
+
+    def unacknowledged(self, encounter_id: str) -> set[tuple[str, int]]:
+        rows = self._query("SELECT stream, seq FROM chunks WHERE encounter = ? AND state != ?",
+                           [encounter_id, ACKNOWLEDGED])
+        return {(str(r["stream"]), int(r["seq"])) for r in rows}
+
+    def waiting(self, now: float, encounters: set[str]) -> dict[int, int]:
+        """priority -> how many due queued chunks of `encounters` wait to be sent (a read only:
+        the uploader looks before it claims)."""
+        rows = self._query("SELECT priority, encounter, COUNT(*) AS n FROM chunks WHERE"
+                           " state = ? AND next_try <= ? GROUP BY priority, encounter",
+                           [QUEUED, now])
+        found: dict[int, int] = {}
+        for row in rows:
+            if row["encounter"] in encounters:
+                found[int(row["priority"])] = found.get(int(row["priority"]), 0) + int(row["n"])
+        return found
+
+    def recording_streams(self, alive: Callable[[int], bool]) -> set[str]:
+        """Streams some live process is recording right now (more of them is coming)."""
+        rows = self._query("SELECT DISTINCT stream, pid FROM sessions WHERE stopped_at IS NULL")
+        return {str(r["stream"]) for r in rows if alive(int(r["pid"]))}
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (another process) commits to the file: a
+        cheap way for the uploading process to notice chunks that others queued."""
+        with self._lock:
+            return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def encounters_with_queued(self) -> list[str]:
         rows = self._query("SELECT DISTINCT encounter FROM chunks WHERE state = ?", [QUEUED])

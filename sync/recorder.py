@@ -47,12 +47,16 @@ class Sealer:
         if not recipients:
             raise StateError("no recipient to seal to (the recovery recipient is missing)")
         self.device_signing_key = device_signing_key
+        # Replaced as a whole (never changed in place) when a contact is pinned mid-recording.
         self.recipients = list(recipients)
         self.clock = clock
+        self.sealed_alone = 0  # chunks sealed to a single recipient: the owner's recovery key
 
     def seal(self, plaintext: bytes, slot: Slot) -> SealedChunk:
         at = self.clock()
-        body = age.encrypt(plaintext, self.recipients, slot=slot)
+        recipients = self.recipients
+        self.sealed_alone += len(recipients) == 1
+        body = age.encrypt(plaintext, recipients, slot=slot)
         descriptor = describe_chunk(body, slot, at)
         note = sign_descriptor(descriptor, self.device_signing_key)
         return SealedChunk(key=ChunkKey(slot.encounter, slot.stream, slot.seq), final=slot.final,

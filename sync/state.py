@@ -7,6 +7,7 @@
       settings.json            server URL, server name, the server key pinned at registration,
                                account and device ids, recovery recipient
       outbox.db          0600  sync/outbox.py (its -wal/-shm files too)
+      upload.lock        0600  held (flock) by the one process that uploads for all; its pid
 
 Secrets are written once, with O_EXCL, and never overwritten; settings are replaced atomically
 (temp file, fsync, rename, fsync folder), so a crash leaves the old or the new file, never half.
