@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
+from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, looks_like_encounter
 from cli.identity import load_identities
 from crypto import age
 from crypto.errors import CryptoError
@@ -57,6 +57,9 @@ def open_bundle(path: Path) -> Iterator[BundleReader]:
     """The bundle, open for reading. A bundle that breaks the format's limits or layout, or a
     damaged zip member met while reading, ends the command with exit 1 naming the file; a path
     that is no bundle at all, with exit 2."""
+    if not path.exists() and looks_like_encounter(str(path)):
+        raise CliError(f"there is no bundle {path}, and that looks like an encounter id; fetch "
+                       f"it first: safehold fetch {str(path).strip().lower()} -o BUNDLE")
     try:
         reader = BundleReader(path)
     except BundleRefused as exc:
