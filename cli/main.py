@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "            2 usage (no such file, not a bundle)")
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a bundle folder or its .zip")
     p = _cmd(sub, "decrypt", "cli.legal:decrypt",
-             "verify, decrypt and reassemble a bundle; write report.json and report.html")
+             "verify, decrypt and reassemble a bundle; write report.json, report.html and "
+             "report.pdf", state=True)
     p.epilog = ("exit codes: 0 decrypted and verified, 1 verification or decryption failed\n"
                 "            (nothing is kept), 2 usage (no such file, not a bundle)")
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a bundle folder or its .zip")
@@ -177,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your age identity file (a passphrase-protected one asks for it)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
                    help="a new folder for the files, log.jsonl and the reports")
+    p.add_argument("--no-pdf", action="store_true",
+                   help="skip report.pdf (printed by Chromium from report.html when installed)")
     return parser
 
 
