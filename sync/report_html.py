@@ -54,8 +54,8 @@ figure.timeline { margin: 0.5rem 0; border: 1px solid #bbb; padding: 0.25rem; }
 </head>
 <body>
 <h1>Chain-of-custody report<br><small>Encounter <code>$encounter</code></small></h1>
-<p>Generated $generated_at by Safehold from the bundle <code>$bundle</code>
-(fetched $fetched_at).</p>
+<p>Generated $generated_at by Safehold from the bundle <code>$bundle</code>,
+fetched $fetched_at.</p>
 <div class="verdict $verdict_class">$verdict</div>
 
 <h2>At a glance</h2>
