@@ -56,8 +56,9 @@ def _devices_block(v: Verification, names: dict[str, str]) -> list[dict[str, Any
     if v.trust is None:
         return []
     counts = Counter(c.signed_by for c in v.chunks if c.signed_by)
+    # "name": only what the reader's own state folder calls the owner (never a bundle's label).
     return [{"device_id": d, "key": k, "fingerprint": v.trust.device_fingerprints.get(d),
-             "name": names.get(d), "chunks_signed": counts.get(d, 0)}
+             "chunks_signed": counts.get(d, 0), **({"name": names[d]} if d in names else {})}
             for d, k in sorted(v.trust.devices.items())]
 
 

@@ -48,6 +48,9 @@ code, .hash { font-family: Menlo, Consolas, monospace; font-size: 0.85rem;
 .warn { color: #7a4b00; } .err { color: #8b0000; font-weight: bold; }
 .glance th { width: 14rem; } .glance td { font-size: 1rem; }
 figure.timeline { margin: 0.5rem 0; border: 1px solid #bbb; padding: 0.25rem; }
+table.chunks { font-size: 0.75rem; }
+table.chunks .hash { font-size: 0.68rem; min-width: 11rem; }
+table.chunks td:nth-child(4), table.chunks td:nth-child(5) { min-width: 8rem; }
 @media print { body { margin: 0; max-width: none; } h2 { page-break-after: avoid; }
                figure.timeline { page-break-inside: avoid; } }
 </style>
@@ -183,7 +186,7 @@ def _chunks(report: dict[str, Any]) -> str:
                      c["leaf_index"], c["size"], c["sha256"], where))
     return table(["stream", "seq", "final", "signed (phone)", "received (server)", "device",
                   "log entry", "bytes", "SHA-256 of the chunk file", "place in output"],
-                 rows, frozenset({8}))
+                 rows, frozenset({8})).replace("<table>", '<table class="chunks">', 1)
 
 
 def verdict(report: dict[str, Any]) -> tuple[str, str]:
