@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-PRINT_TIMEOUT = 120.0  # seconds; a cold start takes one or two
+PRINT_TIMEOUT = 60.0  # seconds; a cold start takes one or two, a loaded machine more
 
 
 def find_browser() -> str | None:
