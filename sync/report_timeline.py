@@ -49,7 +49,8 @@ def _ticks(start: datetime, end: datetime, most: int = 8) -> list[datetime]:
         else (local.hour * 3600 + local.minute * 60 + local.second) % step
     first = start + timedelta(seconds=(step - into) % step)
     count = int((end - first).total_seconds() // step) + 1
-    return [first + timedelta(seconds=step * i) for i in range(max(count, 0))]
+    ticks = [first + timedelta(seconds=step * i) for i in range(max(count, 0))]
+    return ticks if len(ticks) >= 2 else [start, end]  # under a second or two: its two ends
 
 
 def render_timeline(report: dict[str, Any]) -> str:
@@ -64,6 +65,7 @@ def render_timeline(report: dict[str, Any]) -> str:
     start = min(m for pieces in lanes.values() for _s, m in pieces)
     end = max(m for pieces in lanes.values() for _s, m in pieces)
     span = max((end - start).total_seconds(), 1.0)
+    last, end = end, start + timedelta(seconds=span)  # under a second: drawn as one second
     plot = WIDTH - LEFT - RIGHT
 
     def x(moment: datetime) -> float:
@@ -78,7 +80,7 @@ def render_timeline(report: dict[str, Any]) -> str:
              '<defs><pattern id="gap" width="6" height="6" patternUnits="userSpaceOnUse" '
              'patternTransform="rotate(45)"><rect width="3" height="6" fill="#c62828"/>'
              "</pattern></defs>"]
-    parts += _axis(start, end, x, height)
+    parts += _axis(start, end, last, x, height)
     bars = 0
     for row, name in enumerate(order):
         y = TOP + LANE * row
@@ -94,13 +96,13 @@ def render_timeline(report: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _axis(start: datetime, end: datetime, x: Any, height: int) -> list[str]:
+def _axis(start: datetime, end: datetime, last: datetime, x: Any, height: int) -> list[str]:
     zone, zone_name = local_zone()
     parts = []
     bottom = height - 38
     for tick in _ticks(start, end):
         at = x(tick)
-        label = tick.astimezone(zone).strftime("%H:%M:%S")
+        label = tick.astimezone(zone).strftime("%H:%M:%S.%f")[:12 if tick.microsecond else 8]
         parts.append(f'<line x1="{at:.1f}" x2="{at:.1f}" y1="{TOP - 6}" y2="{bottom}" '
                      'stroke="#eee"/>')
         parts.append(f'<text x="{at:.1f}" y="{TOP - 10}" text-anchor="middle">'
@@ -110,7 +112,7 @@ def _axis(start: datetime, end: datetime, x: Any, height: int) -> list[str]:
                  "red hatching: chunks that never reached the server.</text>")
     parts.append(f'<text x="{LEFT}" y="{height - 6}">From '
                  f"{html.escape(start.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S %Z'))} to "
-                 f"{html.escape(end.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S %Z'))}.</text>")
+                 f"{html.escape(last.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S %Z'))}.</text>")
     return parts
 
 
