@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def test_a_contacts_report_names_the_owner_and_the_files_and_shows_local_time(
     glance = page[page.index("<h2>At a glance</h2>"):page.index("<h2>Timeline</h2>")]
     assert summary["started"]["local"] in glance and summary["ended"]["utc"] in glance
     assert "America/New_York" in glance and "Alex (key " in glance and "audio.m4a" in glance
+    # A recording this short (about a second) still gets a time axis (at least its two ends).
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    assert len(re.findall(r'text-anchor="middle">\d\d:\d\d:\d\d(?:\.\d{3})?<', svg)) >= 2
     # Mom's own reads of the encounter are "you", not her contact id.
     access = page[page.index("<h2>5. Who else read it</h2>"):page.index("<h2>6.")]
     assert "<td>you</td>" in access and report["reader_contact"] not in access
