@@ -39,11 +39,11 @@ from sync.bundle import (
     chunk_path,
 )
 from sync.errors import ServerRefusal, StateError
+from sync.fetch_destination import fetch_destination_problem
 from sync.fetching.download import Progress, Target, complete, download_pack, download_rest
 from sync.fetching.plan import Plan, PlannedChunk, Reader, plan_fetch, trusted_server
 from sync.fetching.proofs import consistency_proof
 from sync.fetching.receipts import fetch_receipts
-from sync.fetch_destination import fetch_destination_problem
 from sync.outbox import now_rfc3339
 
 __all__ = ["Plan", "Reader", "FetchResult", "fetch_encounter", "owner_reader", "contact_reader",
