@@ -4,7 +4,8 @@ Builds a bundle of SIZE bytes (default 256 MiB) in 256 KiB chunks directly with 
 phone's and the server's part played as in tests/bundlekit.py), and the same plaintext as one
 age file. Then, alternating, it times:
   - baseline: `age -d -i KEY -o OUT whole.age` (Debian's age, Go);
-  - ours:     `safehold decrypt BUNDLE -i KEY -o OUTDIR` (verifies everything, same pass), and
+  - ours:     `safehold decrypt BUNDLE -i KEY -o OUTDIR --no-pdf` (verifies everything, same
+              pass), the same with report.pdf printed by Chromium (when installed), and
               `safehold verify BUNDLE` alone;
 as child processes, reading each one's peak resident memory from wait4(). Prints the medians
 and the ratio age_time / our_time (goal >= 1.0) and our peak memory (goal < 200 MB).
@@ -131,13 +132,19 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", "crypto", "schemas", "sync", "cli"],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     load = os.getloadavg()[0]  # other work on the machine skews both sides, ours more
-    age_runs, our_runs, verify_runs = [], [], []
+    age_runs, our_runs, verify_runs, pdf_runs = [], [], [], []
+    pdf = shutil.which("chromium") is not None
     for i in range(args.runs):
         out_age, out_ours = workdir / f"age-{i}.bin", workdir / f"ours-{i}"
         age_runs.append(timed(["age", "-d", "-i", str(key_file), "-o", str(out_age),
                                str(whole_age)]))
         our_runs.append(timed([*python, "decrypt", str(bundle), "-i", str(key_file),
-                               "-o", str(out_ours)]))
+                               "-o", str(out_ours), "--no-pdf"]))
+        if pdf:
+            pdf_runs.append(timed([*python, "decrypt", str(bundle), "-i", str(key_file),
+                                   "-o", str(workdir / f"pdf-{i}")]))
+            assert (workdir / f"pdf-{i}" / "report.pdf").is_file()
+            shutil.rmtree(workdir / f"pdf-{i}")
         verify_runs.append(timed([*python, "verify", str(bundle)]))
         if i == 0:  # the outputs are the same bytes
             assert file_sha256(out_age) == plain_hash == file_sha256(out_ours / "video.bin")
@@ -148,14 +155,22 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
 
     age_t, ours_t, mb = median(age_runs, 0), median(our_runs, 0), total / 1e6
     print(f"load average at start: {load:.2f}; medians of {args.runs} runs")
-    for label, runs in (("age -d (one file)", age_runs), ("safehold decrypt (+verify)", our_runs),
-                        ("safehold verify alone", verify_runs)):
+    rows = [("age -d (one file)", age_runs), ("safehold decrypt (+verify)", our_runs),
+            ("safehold verify alone", verify_runs)]
+    if pdf_runs:
+        rows.insert(2, ("decrypt (+verify, +PDF)", pdf_runs))
+    for label, runs in rows:
         wall = median(runs, 0)
         print(f"{label:<27}: {wall:6.2f}s wall {mb / wall:7.1f} MB/s, "
               f"{median(runs, 2):5.2f}s CPU")
     peak = max(run[1] for run in our_runs + verify_runs)
     print(f"ratio age_time/our_time    : {age_t / ours_t:6.2f}   (goal >= 1.0)")
     print(f"our peak memory (RSS)      : {peak / 1e6:6.1f} MB (goal < 200 MB)")
+    if pdf_runs:
+        print(f"report.pdf costs           : {median(pdf_runs, 0) - ours_t:+6.2f}s wall "
+              f"({median(pdf_runs, 0) / ours_t:.2f}x decrypt --no-pdf)")
+    else:
+        print("report.pdf                 : not measured (no chromium on PATH)")
 
 
 if __name__ == "__main__":

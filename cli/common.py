@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import re
+
 EXIT_OK = 0
 EXIT_VERIFY = 1  # verification or decryption failure
 EXIT_USAGE = 2
@@ -31,3 +34,23 @@ def exit_code_for(exc: BaseException) -> int | None:
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return EXIT_USAGE
     return None
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def looks_like_encounter(text: str) -> bool:
+    """Whether `text` is an encounter id in any case (a UUID), e.g. typed where a path goes."""
+    return _UUID.fullmatch(text.strip().lower()) is not None
+
+
+def encounter_arg(text: str) -> str:
+    """An encounter id as typed or pasted (argparse type): surrounding spaces dropped and upper
+    case folded, since a UUID is the same in either case and Safehold writes it in lower case."""
+    if not looks_like_encounter(text):
+        from sync.safetext import safe_text
+
+        raise argparse.ArgumentTypeError(
+            f"'{safe_text(text)}' is not an encounter id (a UUID such as "
+            "0b3c6a1e-7f2d-4c59-9a41-5d8e2f1b7c60, as `record` or `contact list` prints it)")
+    return text.strip().lower()

@@ -152,11 +152,21 @@ def _open_input(name: str) -> BinaryIO:
     return open(path, "rb")  # noqa: SIM115 - closed by the caller
 
 
+def _known_encounter(outbox: Outbox, encounter: str | None) -> None:
+    """`--encounter` continues an encounter this device knows (began, or learned by sync); a
+    typo'd id must not silently start a new encounter that nobody is looking for."""
+    if encounter is not None and outbox.encounter(encounter) is None:
+        raise CliError(f"encounter {encounter} is unknown to this device (not begun here, nor "
+                       "seen by `safehold device sync`); to start a new "
+                       "encounter, run `safehold device record FILE` without --encounter")
+
+
 def record(args: argparse.Namespace) -> int:
     from cli.device_uplink import warn_unreachable
 
     state, settings = _registered(args)
     outbox = state.outbox()
+    _known_encounter(outbox, args.encounter)
     recipients = [*outbox.contact_recipients(), settings.recovery_recipient]
     sealer = Sealer(state.device_signing_key(), recipients)
     options = RecordOptions(stream=args.stream, chunk_bytes=args.chunk_bytes,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
+from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, looks_like_encounter
 from cli.identity import load_identities
 from crypto import age
 from crypto.errors import CryptoError
@@ -23,6 +23,7 @@ from crypto.slot import check_encounter
 from sync.bundle import MANIFEST, BundleError, BundleReader, BundleRefused, zip_bundle
 from sync.decrypt import verify_and_decrypt
 from sync.report import build_report, chunks_word, verification_text, write_report
+from sync.report_summary import known_names
 from sync.safetext import safe_lines, safe_text
 from sync.verify import Verification, verify_bundle
 from sync.workers import reuse_freed_buffers
@@ -57,6 +58,9 @@ def open_bundle(path: Path) -> Iterator[BundleReader]:
     """The bundle, open for reading. A bundle that breaks the format's limits or layout, or a
     damaged zip member met while reading, ends the command with exit 1 naming the file; a path
     that is no bundle at all, with exit 2."""
+    if not path.exists() and looks_like_encounter(str(path)):
+        raise CliError(f"there is no bundle {path}, and that looks like an encounter id; fetch "
+                       f"it first: safehold fetch {str(path).strip().lower()} -o BUNDLE")
     try:
         reader = BundleReader(path)
     except BundleRefused as exc:
@@ -129,9 +133,11 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
     if sound and not any(o.pieces for o in outputs):
         raise CliError(f"{args.identity} opens none of the chunks: they were sealed to other "
                        "keys (nothing was written)", EXIT_VERIFY)
+    names, me = known_names(args.state, result.trust.devices if result.trust else {})
     report = build_report(result, outputs, problems, manifest=reader.read_json(MANIFEST),
-                          identity=str(args.identity), outdir=str(args.output))
-    write_report(report, staging)
+                          identity=str(args.identity), outdir=str(args.output), names=names,
+                          reader_contact=me)
+    pdf = write_report(report, staging, pdf=not args.no_pdf)
     if args.output.exists():
         args.output.rmdir()  # checked empty above
     os.replace(staging, args.output)
@@ -142,7 +148,10 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
             f"{chunks_word(len(out.pieces))}, SHA-256 {out.sha256}{gaps}")
     for problem in problems:
         say(f"ERROR      {problem.message}")
-    say(f"Report     {args.output / 'report.html'} (and report.json, SHA256SUMS)")
+    made = "report.json, report.pdf" if pdf["file"] else "report.json"
+    say(f"Report     {args.output / 'report.html'} (and {made}, SHA256SUMS)")
+    if not pdf["file"]:
+        say(f"No PDF     {pdf['why']}")
     return EXIT_OK if not problems else EXIT_VERIFY
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from cli.common import exit_code_for
+from cli.common import encounter_arg, exit_code_for
 
 Handler = Callable[[argparse.Namespace], int]
 POLICY_HELP = ("when this contact may read: immediate (live), on_alert (when you raise an alert), "
@@ -85,7 +85,7 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
                    help="stream name: audio, video or another (default: audio)")
     p.add_argument("--chunk-bytes", type=int, default=256 * 1024, metavar="N",
                    help="bytes per chunk (default: 262144)")
-    p.add_argument("--encounter", metavar="ID",
+    p.add_argument("--encounter", metavar="ID", type=encounter_arg,
                    help="add this stream to an encounter already begun on this device")
     p.add_argument("--rate", type=float, metavar="BYTES_PER_S",
                    help="pace reading like a live capture at this many bytes per second")
@@ -106,7 +106,8 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     for name, help_ in (("alert", "raise an alert on an encounter"),
                         ("safe", "mark yourself safe for an encounter")):
         p = _cmd(dsub, name, f"cli.device:{name}", help_, state=True)
-        p.add_argument("encounter", metavar="ENCOUNTER", help="the encounter id record printed")
+        p.add_argument("encounter", metavar="ENCOUNTER", type=encounter_arg,
+                       help="the encounter id record printed")
 
 
 def _add_contact_commands(sub: argparse._SubParsersAction) -> None:
@@ -161,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _cmd(sub, "fetch", "cli.legal:fetch", "download everything released for an encounter",
              state=True)
-    p.add_argument("encounter", metavar="ENCOUNTER",
+    p.add_argument("encounter", metavar="ENCOUNTER", type=encounter_arg,
                    help="the encounter id (contact list shows it)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="BUNDLE",
                    help="a new folder for the bundle (run the same fetch again to resume)")
@@ -176,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "            2 usage (no such file, not a bundle)")
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a bundle folder or its .zip")
     p = _cmd(sub, "decrypt", "cli.legal:decrypt",
-             "verify, decrypt and reassemble a bundle; write report.json and report.html")
+             "verify, decrypt and reassemble a bundle; write report.json, report.html and "
+             "report.pdf", state=True)
     p.epilog = ("exit codes: 0 decrypted and verified, 1 verification or decryption failed\n"
                 "            (nothing is kept), 2 usage (no such file, not a bundle)")
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a bundle folder or its .zip")
@@ -184,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your age identity file (a passphrase-protected one asks for it)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
                    help="a new folder for the files, log.jsonl and the reports")
+    p.add_argument("--no-pdf", action="store_true",
+                   help="skip report.pdf (printed by Chromium from report.html when installed)")
     return parser
 
 

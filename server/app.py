@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, request
 from flask_smorest import Api
 
 from schemas.common import ErrorEnvelopeSchema, Rfc3339
@@ -16,7 +16,7 @@ from server.api.common import CanonicalIntConverter, StreamConverter, UuidConver
 from server.blobstore import make_blob_store
 from server.config import complete_config, load_config
 from server.context import Services
-from server.docs_page import render_docs
+from server.docs_page import DOCS_CONFIG, register_docs
 from server.errors import ApiError, register_error_handlers
 from server.json_depth import refuse_deep_json
 from server.metadata import Store
@@ -81,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=max(settings["MAX_CHUNK_BYTES"], MAX_JSON_BODY) + 1,
         API_SPEC_OPTIONS={"info": {"description": "Encrypted, tamper-evident encounter "
                                    "recordings. Full contract: docs/protocol.md."}},
+        **DOCS_CONFIG,
     )
     app.extensions["safehold"] = build_services(settings)
     app.url_map.converters["uuid_lower"] = UuidConverter
@@ -96,9 +97,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_pages(app, settings["SERVER_NAME"])
     register_web_pages(app)
-
-    @app.get("/docs")
-    def docs() -> Response:
-        return Response(render_docs(api.spec.to_dict()), mimetype="text/html")
-
+    register_docs(app)  # /docs: Swagger UI, its files served from here
     return app

@@ -1,48 +1,43 @@
-"""GET /docs: a self-contained page listing every endpoint from our own OpenAPI document.
+"""GET /docs: the interactive API page (Swagger UI) over our own /openapi.json.
 
-No JavaScript or CDN: it must work on an offline laptop at a legal aid office. The full
-contract is docs/protocol.md and /openapi.json; this page is the quick map.
+Swagger UI shows every endpoint with its request and response bodies (the marshmallow schemas
+of schemas/), its error envelope and its parameters, and can send a request. Its files come
+from the flask-swagger-ui package (which ships Swagger UI's release files, kept in step with
+it) and are served by this server under /docs/assets/: the page needs no CDN and works on an
+offline laptop at a legal aid office. flask-smorest renders the page itself (its
+OPENAPI_SWAGGER_UI_* settings); Swagger UI's online validator, its one outside call, is off.
 """
 
 from __future__ import annotations
 
-from html import escape
+from importlib.resources import files
 from typing import Any
 
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
-    "code{background:#f3f3f3;padding:0 .2rem}.m{font-weight:bold;display:inline-block;"
-    "width:4rem}li{margin:.3rem 0}section{margin-bottom:1.5rem}"
-)
+from flask import Flask, Response, send_from_directory
+
+from server.errors import ApiError
+
+ASSETS_URL = "/docs/assets/"
+ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
+                    "favicon-32x32.png", "favicon-16x16.png"})
+
+DOCS_CONFIG: dict[str, Any] = {
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,
+    "OPENAPI_SWAGGER_UI_CONFIG": {
+        "validatorUrl": None,  # else Swagger UI asks validator.swagger.io about our spec
+        "docExpansion": "list", "defaultModelsExpandDepth": 0, "defaultModelExpandDepth": 3,
+        "displayRequestDuration": True, "deepLinking": True,
+    },
+}
 
 
-def _operation_line(method: str, path: str, op: dict[str, Any]) -> str:
-    auth = " (bearer token)" if op.get("security") else ""
-    statuses = ", ".join(sorted(code for code in op.get("responses", {}) if code != "default"))
-    return (f"<li><span class=m>{escape(method.upper())}</span> <code>{escape(path)}</code>"
-            f" &mdash; {escape(op.get('summary', ''))}{escape(auth)}"
-            f" <small>[{escape(statuses)}]</small></li>")
+def register_docs(app: Flask) -> None:
+    """Serve Swagger UI's files from the installed package (the page itself is flask-smorest's)."""
+    folder = str(files("flask_swagger_ui") / "dist")
 
-
-def render_docs(spec: dict[str, Any]) -> str:
-    by_tag: dict[str, list[str]] = {}
-    for path, item in spec.get("paths", {}).items():
-        for method, op in item.items():
-            if method == "parameters" or not isinstance(op, dict):
-                continue
-            tag = (op.get("tags") or ["other"])[0]
-            by_tag.setdefault(tag, []).append(_operation_line(method, path, op))
-    sections = "".join(
-        f"<section><h2>{escape(tag)}</h2><ul>{''.join(lines)}</ul></section>"
-        for tag, lines in by_tag.items()
-    )
-    info = spec.get("info", {})
-    title = escape(f"{info.get('title', 'API')} {info.get('version', '')}")
-    return (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{title}</h1>"
-        "<p>Every failure answers <code>{\"error\": {\"code\", \"message\"}}</code>. "
-        "Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>. "
-        "Exact formats: docs/protocol.md.</p>"
-        f"{sections}</body></html>"
-    )
+    @app.get(ASSETS_URL + "<name>")
+    def docs_asset(name: str) -> Response:
+        if name not in ASSETS:
+            raise ApiError(404, "not_found", "No such file of the API page.")
+        return send_from_directory(folder, name, max_age=86400)

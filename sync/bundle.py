@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sync.bundle_limits import (  # BundleError, BundleRefused: the reader's errors
+    KIB,
     MAX_FILES,
     MAX_LINE,
     BundleError,
@@ -42,12 +43,16 @@ LEAVES = "log/leaves.jsonl"
 CHECKPOINT = "log/checkpoint.note"
 CONSISTENCY = "log/consistency.jsonl"
 ACCESS = "access.jsonl"
+# Written by `fetch` before its first download and removed after the manifest (written last):
+# a folder holding it and no manifest is an interrupted download of the encounter it names.
+FETCHING = ".safehold-fetching.json"
 CHUNKS = "chunks"
 AGE_SUFFIX = ".age"
 DESCRIPTOR_SUFFIX = ".descriptor"
 RECEIPT_SUFFIX = ".receipt.json"
 READ_BLOCK = 1 << 20
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # chunks/<stream>/<seq, at least 8 digits>.<kind>; the stream pattern is the slot's.
 _CHUNK_NAME = re.compile(
     r"chunks/([a-z][a-z0-9_-]{0,31})/([0-9]{8,10})(\.age|\.descriptor|\.receipt\.json)"
@@ -130,8 +135,13 @@ class BundleReader:
             else:
                 raise BundleError(f"{path} does not exist")
             check_sizes(sizes)
+            if MANIFEST not in sizes and FETCHING in sizes:
+                again = f"safehold fetch {self._marker_encounter(sizes) or 'ENCOUNTER'} -o {path}"
+                raise BundleError(f"{path} is an incomplete download: run the same fetch again "
+                                  f"({again})")
             if MANIFEST not in sizes:
                 raise BundleError(f"{path} is not a Safehold bundle: it has no {MANIFEST}")
+            sizes.pop(FETCHING, None)  # left by a fetch stopped after its manifest: not evidence
         except BundleError as exc:
             self.close()
             if isinstance(exc, BundleRefused):
@@ -139,6 +149,16 @@ class BundleReader:
             raise
         self._names = set(sizes)
         self._chunks = chunk_count(self._names)
+
+    def _marker_encounter(self, sizes: dict[str, int]) -> str | None:
+        """The encounter an interrupted fetch's marker names, if it is a well-formed id."""
+        if sizes[FETCHING] > 4 * KIB or self._zip is not None:
+            return None
+        try:
+            value = json.loads((self.path / FETCHING).read_bytes()).get("encounter_id")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) and _UUID.fullmatch(value) else None
 
     @staticmethod
     def _folder_sizes(root: Path) -> dict[str, int]:
@@ -328,6 +348,14 @@ class BundleWriter:
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         self.write_json(MANIFEST, {"format": FORMAT, **manifest})
+
+    def begin_fetch(self, encounter_id: str) -> None:
+        """Mark the folder as a download of `encounter_id` under way (before any other file)."""
+        self.write_json(FETCHING, {"encounter_id": encounter_id})
+
+    def end_fetch(self) -> None:
+        """The manifest is written: the download is complete."""
+        self.path_of(FETCHING).unlink(missing_ok=True)
 
     def write_chunk(self, stream: str, seq: int, age_file: bytes, descriptor_note: str,
                     receipt: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ from schemas.statements import accept_invitation_statement, contact_login_statem
 from sync.account import pinned_server
 from sync.api import DEFAULT_TIMEOUT, ApiClient, RateWait
 from sync.contact_state import ContactState, Membership
-from sync.errors import StateError, UntrustedServer
+from sync.errors import NotAvailable, StateError, UntrustedServer
 
 
 @dataclass(frozen=True)
@@ -151,4 +151,6 @@ def membership_for(state: ContactState, encounter_id: str,
         released = api.json("GET", "/v1/released", auth=True)["encounters"]
         if any(e["encounter_id"] == encounter_id for e in released):
             return membership, api
-    raise StateError(f"encounter {encounter_id} has not been released to this contact")
+    raise NotAvailable(f"encounter {encounter_id} is not available to this contact: there is "
+                       "no such encounter, or it has not been released to you; check the id "
+                       "with `safehold contact list`")

@@ -1,7 +1,8 @@
 """`safehold decrypt`: verify a bundle and open every chunk, reassembling one file per stream.
 
-Each stream becomes one file: the concatenation of its chunks' plaintexts in seq order
-(`<stream>.bin`; the event log `log` becomes `log.jsonl`, one JSON object per line). A gap is
+Each stream becomes one file: the concatenation of its chunks' plaintexts in seq order,
+named by what its content is (`audio.m4a`, `video.webm`, else `<stream>.bin`:
+sync/media_types.py); the event log `log` becomes `log.jsonl`, one JSON object per line. A gap is
 never silently closed: every place where seqs are missing, and the byte offset in the output
 where the next chunk begins, is recorded (and shown in the report).
 
@@ -35,6 +36,7 @@ from sync.decrypt_chunks import (
     run_job,
 )
 from sync.findings import ERROR, ChunkRecord, Problem, StreamSummary, seq_ranges
+from sync.media_types import name_by_content
 from sync.verify import Verification, begin_verification, conclude_verification
 from sync.verify_chunks import ChunkOutcome
 from sync.verify_log import load_log
@@ -61,6 +63,7 @@ class StreamOutput:
     size: int = 0
     sha256: str = ""
     closed: bool = False  # ends with the stream's final chunk
+    kind: str | None = None  # what its content is, by its signature (sync/media_types.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,8 +180,11 @@ def _finish(reader: BundleReader, result: Verification, identities: Sequence[Ide
         out = StreamOutput(stream, output_name(stream))
         if stream == LOG_STREAM:
             _decrypt_log(reader, chunks, identities, outdir / out.file, out)
+            out.kind = "event log (JSON lines)"
         else:
             _settle_media(out, hashing, outdir / out.file)
+            if out.size:
+                out.file, out.kind = name_by_content(outdir, out.file, stream)
         out.closed = chunks[-1].final is True and not out.failed
         done.problems.extend(_failure_problems(out))
         _record_gaps(out, summaries.get(stream))

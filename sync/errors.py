@@ -30,6 +30,12 @@ class ServerRefusal(SyncError):
         return self.status in (408, 425, 429) or self.status >= 500
 
 
+class NotAvailable(SyncError):
+    """The server holds nothing this reader may see under that id. A contact is not told whether
+    the encounter does not exist or was not released to her (docs/threat-model.md): it is a
+    refusal by the server either way (exit 3)."""
+
+
 class UntrustedServer(SyncError):
     """The server sent a receipt, proof or checkpoint that does not verify."""
 

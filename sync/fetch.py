@@ -34,12 +34,12 @@ from sync.api import ApiClient, RateWait
 from sync.bundle import (
     AGE_SUFFIX,
     DESCRIPTOR_SUFFIX,
-    MANIFEST,
     RECEIPT_SUFFIX,
     BundleWriter,
     chunk_path,
 )
 from sync.errors import ServerRefusal, StateError
+from sync.fetch_destination import fetch_destination_problem
 from sync.fetching.download import Progress, Target, complete, download_pack, download_rest
 from sync.fetching.plan import Plan, PlannedChunk, Reader, plan_fetch, trusted_server
 from sync.fetching.proofs import consistency_proof
@@ -147,17 +147,9 @@ def _run_job(reader: Reader, writer: BundleWriter, encounter_id: str, job: _Job,
 
 
 def _check_destination(dest: Path, encounter_id: str) -> None:
-    manifest = dest / MANIFEST
-    if manifest.is_file():
-        try:
-            found = json.loads(manifest.read_text(encoding="utf-8")).get("encounter_id")
-        except (ValueError, AttributeError):
-            found = None
-        if found != encounter_id:
-            raise StateError(f"{dest} holds a bundle of encounter {found}, not {encounter_id}; "
-                             "choose another folder")
-    elif dest.exists() and not dest.is_dir():
-        raise StateError(f"{dest} exists and is not a folder")
+    problem = fetch_destination_problem(dest, encounter_id)
+    if problem is not None:
+        raise StateError(problem)
 
 
 def _consistency_proofs(plan: Plan, sizes: Sequence[int]) -> list[dict[str, Any]]:
@@ -181,6 +173,7 @@ def fetch_encounter(reader: Reader, encounter_id: str, dest: Path, *,
     if on_plan is not None:
         on_plan(plan)
     writer = BundleWriter(dest)
+    writer.begin_fetch(encounter_id)  # until the manifest: "incomplete download" to verify
     receipts = fetch_receipts(reader, plan, encounter_id,
                               [c for c in plan.planned if not _have_receipt(writer, c)])
     todo = []
@@ -202,6 +195,7 @@ def fetch_encounter(reader: Reader, encounter_id: str, dest: Path, *,
                                                         for c in plan.planned]))
     writer.write_access(plan.access)
     writer.write_manifest(_manifest(reader, plan, encounter))
+    writer.end_fetch()
     return FetchResult(dest, len(plan.planned), len(todo), sum(got), plan.checkpoint.size,
                        plan.refused)
 

@@ -20,6 +20,8 @@ from sync.decrypt import StreamOutput
 from sync.findings import Problem, seq_ranges
 from sync.manifest_info import manifest_info
 from sync.report_html import render_html
+from sync.report_pdf import print_pdf
+from sync.report_summary import summary, time_zone_block
 from sync.safetext import safe_tree
 from sync.verify import Verification
 
@@ -50,12 +52,14 @@ def _server_block(v: Verification) -> dict[str, Any]:
     }
 
 
-def _devices_block(v: Verification) -> list[dict[str, Any]]:
+def _devices_block(v: Verification, names: dict[str, str]) -> list[dict[str, Any]]:
     if v.trust is None:
         return []
     counts = Counter(c.signed_by for c in v.chunks if c.signed_by)
+    # "name": only what the reader's own state folder calls the owner (never a bundle's label).
     return [{"device_id": d, "key": k, "fingerprint": v.trust.device_fingerprints.get(d),
-             "chunks_signed": counts.get(d, 0)} for d, k in sorted(v.trust.devices.items())]
+             "chunks_signed": counts.get(d, 0), **({"name": names[d]} if d in names else {})}
+            for d, k in sorted(v.trust.devices.items())]
 
 
 def _chunk_rows(v: Verification, outputs: list[StreamOutput]) -> list[dict[str, Any]]:
@@ -77,7 +81,8 @@ def _stream_rows(v: Verification, outputs: list[StreamOutput]) -> list[dict[str,
         row = s.to_json()
         out = by_name.get(s.name)
         if out is not None:
-            row["output"] = {"file": out.file, "size": out.size, "sha256": out.sha256,
+            row["output"] = {"file": out.file, "kind": out.kind, "size": out.size,
+                             "sha256": out.sha256,
                              "gaps": [vars(g) for g in out.gaps], "not_decrypted": out.failed}
         rows.append(row)
     return rows
@@ -104,7 +109,9 @@ def recheck_commands(bundle: str, identity: str | None, outdir: str | None,
 
 
 def build_report(v: Verification, outputs: list[StreamOutput], problems: list[Problem], *,
-                 manifest: dict[str, Any], identity: str | None, outdir: str) -> dict[str, Any]:
+                 manifest: dict[str, Any], identity: str | None, outdir: str,
+                 names: dict[str, str] | None = None,
+                 reader_contact: str | None = None) -> dict[str, Any]:
     """The report as one JSON-like value. Every string in it is passed through safe_text:
     the manifest's unsigned fields and the problems' texts come from the bundle, and a
     reader of report.json (or of report.html, which is rendered from it) must not be shown
@@ -112,6 +119,7 @@ def build_report(v: Verification, outputs: list[StreamOutput], problems: list[Pr
     all_problems = v.problems + problems
     sound = [c for c in v.chunks if c.sound]
     info = manifest_info(manifest, v.trust.origin)[0] if v.trust else manifest_info({}, "")[0]
+    streams, chunks = _stream_rows(v, outputs), _chunk_rows(v, outputs)
     return safe_tree({
         "format": REPORT_FORMAT,
         "generated_at": _now(),
@@ -119,17 +127,21 @@ def build_report(v: Verification, outputs: list[StreamOutput], problems: list[Pr
         "encounter": info["encounter"],  # unsigned: only well-formed values (manifest_info)
         "bundle": {"path": v.bundle, "fetched_at": info["fetched_at"],
                    "fetched_by": info["fetched_by"]},
+        "summary": summary(chunks, streams),
+        "time_zone": time_zone_block(),
+        "reader_contact": reader_contact,  # the contact id of whoever ran decrypt, if known
         "result": {"verified": v.ok, "all_decrypted": not problems,
                    "errors": sum(p.severity == "error" for p in all_problems),
                    "warnings": sum(p.severity == "warning" for p in all_problems)},
         "server": _server_block(v),
-        "devices": _devices_block(v),
-        "streams": _stream_rows(v, outputs),
-        "chunks": _chunk_rows(v, outputs),
+        "devices": _devices_block(v, names or {}),
+        "streams": streams,
+        "chunks": chunks,
         "access": v.access,
         "problems": [p.to_json() for p in all_problems],
         "inputs": [{"file": n, "sha256": d, "size": s} for n, (d, s) in sorted(v.inputs.items())],
-        "outputs": [{"file": o.file, "sha256": o.sha256, "size": o.size} for o in outputs],
+        "outputs": [{"file": o.file, "kind": o.kind, "sha256": o.sha256, "size": o.size}
+                    for o in outputs],
         "recheck": recheck_commands(v.bundle, identity, outdir,
                                     sound[0].age_file if sound else None),
     })
@@ -148,15 +160,22 @@ def report_json(report: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
-def write_report(report: dict[str, Any], outdir: Path) -> None:
-    """report.json, report.html, and SHA256SUMS covering every output and both reports."""
+def write_report(report: dict[str, Any], outdir: Path, pdf: bool = True) -> dict[str, Any]:
+    """report.html, report.pdf (printed from it, when Chromium is there), report.json (saying
+    whether and how the PDF was made), and SHA256SUMS covering every output and the reports.
+    Returns what report.json says about the PDF."""
+    html_path = outdir / "report.html"
+    html_path.write_text(render_html(report), encoding="utf-8")
+    report["pdf"] = (print_pdf(html_path, outdir / "report.pdf") if pdf else
+                     {"file": None, "why": "not asked for (--no-pdf)"})
     (outdir / "report.json").write_text(report_json(report), encoding="utf-8")
-    (outdir / "report.html").write_text(render_html(report), encoding="utf-8")
     sums = {o["file"]: o["sha256"] for o in report["outputs"]}
-    for name in ("report.json", "report.html"):
-        sums[name] = hashlib.sha256((outdir / name).read_bytes()).hexdigest()
+    for name in ("report.json", "report.html", report["pdf"]["file"]):
+        if name:
+            sums[name] = hashlib.sha256((outdir / name).read_bytes()).hexdigest()
     (outdir / "SHA256SUMS").write_text(
         "".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items())), encoding="utf-8")
+    return dict(report["pdf"])
 
 
 # ---------------------------------------------------------------- terminal text

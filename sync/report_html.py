@@ -13,6 +13,8 @@ from string import Template
 from typing import Any
 
 from sync.findings import seq_ranges
+from sync.report_summary import both
+from sync.report_timeline import render_timeline
 from sync.safetext import safe_text
 
 
@@ -26,6 +28,8 @@ PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <title>Safehold chain-of-custody report: encounter $encounter</title>
 <style>
 body { font-family: Georgia, serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem;
@@ -42,14 +46,28 @@ code, .hash { font-family: Menlo, Consolas, monospace; font-size: 0.85rem;
 .ok { border-color: #185c18; background: #eaf6ea; }
 .bad { border-color: #8b0000; background: #fbeaea; }
 .warn { color: #7a4b00; } .err { color: #8b0000; font-weight: bold; }
-@media print { body { margin: 0; } h2 { page-break-after: avoid; } }
+.glance th { width: 14rem; } .glance td { font-size: 1rem; }
+figure.timeline { margin: 0.5rem 0; border: 1px solid #bbb; padding: 0.25rem; }
+table.chunks { font-size: 0.75rem; }
+table.chunks .hash { font-size: 0.68rem; min-width: 11rem; }
+table.chunks td:nth-child(4), table.chunks td:nth-child(5) { min-width: 8rem; }
+@media print { body { margin: 0; max-width: none; } h2 { page-break-after: avoid; }
+               figure.timeline { page-break-inside: avoid; } }
 </style>
 </head>
 <body>
 <h1>Chain-of-custody report<br><small>Encounter <code>$encounter</code></small></h1>
-<p>Generated $generated_at by Safehold from the bundle <code>$bundle</code>
-(fetched $fetched_at).</p>
+<p>Generated $generated_at by Safehold from the bundle <code>$bundle</code>,
+fetched $fetched_at.</p>
 <div class="verdict $verdict_class">$verdict</div>
+
+<h2>At a glance</h2>
+$glance
+
+<h2>Timeline</h2>
+<p>Each stream's chunks at the time the phone signed them. Gaps and the way each stream ended
+are drawn where they happened; every chunk is listed in the appendix.</p>
+<figure class="timeline">$timeline</figure>
 
 <h2>1. Who recorded it</h2>
 <p>Each piece ("chunk") of the recording was signed on the recording phone with the device key
@@ -74,21 +92,16 @@ $streams
 reached the server, a recording that was cut off) prove no alteration.</p>
 $problems
 
-<h2>5. Timeline of every chunk</h2>
-<p>"Signed" is the phone's clock, inside the signed descriptor. "Received" is the server's
-clock, from its receipt (the server's signature covers the log, not this time).</p>
-$chunks
-
-<h2>6. Who else read it</h2>
+<h2>5. Who else read it</h2>
 $access
 
-<h2>7. Files and their SHA-256 digests</h2>
+<h2>6. Files and their SHA-256 digests</h2>
 <h3>Inputs (the bundle)</h3>
 $inputs
 <h3>Outputs</h3>
 $outputs
 
-<h2>8. How anyone can re-check this</h2>
+<h2>7. How anyone can re-check this</h2>
 <p>Everything above can be checked again, offline, from the bundle, with Safehold and with the
 standard <code>age</code> tool (age-encryption.org):</p>
 $recheck
@@ -98,6 +111,12 @@ descriptor; every chunk's size and SHA-256 against its descriptor; the place sta
 chunk against where it lies; every receipt's checkpoint signature and inclusion proof; that every
 checkpoint the server ever signed for this encounter is a prefix of the latest one; that every
 chunk in the log is in the bundle; and the access log.</p>
+
+<h2>Appendix: every chunk</h2>
+<p>"Signed" is the phone's clock, inside the signed descriptor. "Received" is the server's
+clock, from its receipt (the server's signature covers the log, not this time). Times are in
+$zone, then UTC.</p>
+$chunks
 </body>
 </html>
 """)
@@ -156,17 +175,18 @@ def _problems(report: dict[str, Any]) -> str:
 
 
 def _chunks(report: dict[str, Any]) -> str:
+    names = {d["device_id"]: short_name(d) for d in report["devices"]}
     rows = []
     for c in report["chunks"]:
         out = c.get("output")
         where = f"{out['file']} bytes {out['offset']}-{out['offset'] + out['length']}" if out \
             else "not in output"
-        rows.append((c["stream"], c["seq"], "yes" if c["final"] else "", c["device_time"],
-                     c["received_at"], c["signed_by"], c["leaf_index"], c["size"], c["sha256"],
-                     where))
+        rows.append((c["stream"], c["seq"], "yes" if c["final"] else "", when(c["device_time"]),
+                     when(c["received_at"]), names.get(c["signed_by"], c["signed_by"]),
+                     c["leaf_index"], c["size"], c["sha256"], where))
     return table(["stream", "seq", "final", "signed (phone)", "received (server)", "device",
                   "log entry", "bytes", "SHA-256 of the chunk file", "place in output"],
-                 rows, frozenset({8}))
+                 rows, frozenset({8})).replace("<table>", '<table class="chunks">', 1)
 
 
 def verdict(report: dict[str, Any]) -> tuple[str, str]:
@@ -181,6 +201,40 @@ def verdict(report: dict[str, Any]) -> tuple[str, str]:
     return "ok", f"Verified: nothing in this recording was altered.{note}"
 
 
+def when(text: Any) -> str:
+    """A time from the bundle in this computer's zone and in UTC, or as it is if unreadable."""
+    shown = both(text)
+    return f"{shown['local']} ({shown['utc'][11:]})" if shown else str(text or "unknown")
+
+
+def short_name(device: dict[str, Any]) -> str:
+    key = f"key {str(device.get('fingerprint') or '')[:12]}"
+    return f"{device['name']} ({key})" if device.get("name") else f"device with {key}"
+
+
+def _glance(report: dict[str, Any]) -> str:
+    summary, zone = report.get("summary") or {}, report.get("time_zone") or {}
+
+    def moment(key: str) -> str:
+        value = summary.get(key)
+        return f"{value['local']}  ({value['utc']})" if value else "unknown"
+
+    streams = ", ".join(f"{s['name']}: {(s.get('output') or {}).get('file') or 'no output'}"
+                        for s in report["streams"]) or "none"
+    ended = ("; ".join(f"{n} was CUT OFF (no final chunk)" for n in summary.get("cut_off", []))
+             or "every stream ends with its final chunk")
+    rows = [("Started (first chunk signed by the phone)", moment("started")),
+            ("Ended (last chunk signed)", moment("ended")),
+            ("Duration", summary.get("duration") or "unknown"),
+            ("How it ended", ended),
+            ("Gaps", ", ".join(summary.get("with_gaps", [])) or "none: no chunk is missing"),
+            ("Recorded by", "; ".join(short_name(d) for d in report["devices"]) or "unknown"),
+            ("Output files", streams),
+            ("Time zone", f"{zone.get('name')} (UTC{zone.get('utc_offset')}), the zone of the "
+                          "computer that ran safehold decrypt; UTC in brackets")]
+    return table(None, rows).replace("<table>", '<table class="glance">', 1)
+
+
 def render_html(report: dict[str, Any]) -> str:
     server = report["server"]
     verdict_class, verdict_text = verdict(report)
@@ -189,24 +243,29 @@ def render_html(report: dict[str, Any]) -> str:
           ("log entries", server["log_size"]), ("log root (latest checkpoint)", server["log_root"])]
     return PAGE.substitute(
         encounter=escape(str(report["encounter_id"])),
-        generated_at=escape(report["generated_at"]),
+        generated_at=escape(when(report["generated_at"])),
         bundle=escape(report["bundle"]["path"]),
-        fetched_at=escape(str(report["bundle"].get("fetched_at") or "at an unknown time")),
+        fetched_at=escape(when(report["bundle"].get("fetched_at")) if report["bundle"].get(
+            "fetched_at") else "at an unknown time"),
         verdict_class=verdict_class, verdict=escape(verdict_text),
-        devices=table(["device", "key fingerprint (SHA-256)", "chunks signed"],
-                      [(d["device_id"], d["fingerprint"], d["chunks_signed"])
-                       for d in report["devices"]], frozenset({1})),
+        glance=_glance(report), timeline=render_timeline(report),
+        zone=escape(str((report.get("time_zone") or {}).get("name"))),
+        devices=table(["who", "device id", "key fingerprint (SHA-256)", "chunks signed"],
+                      [(d.get("name") or "(not named in your state folder)", d["device_id"],
+                        d["fingerprint"], d["chunks_signed"]) for d in report["devices"]],
+                      frozenset({2})),
         server=table(None, kv, frozenset({1})),
         streams=_streams(report), problems=_problems(report), chunks=_chunks(report),
         access=table(["log entry", "contact", "what", "time"],
-                     [(a["index"], a["contact"], a["what"], a["time"]) for a in report["access"]],
+                     [(a["index"], "you" if a["contact"] == report.get("reader_contact")
+                       else a["contact"], a["what"], when(a["time"])) for a in report["access"]],
                      empty="No contact has read this encounter (per the bundle's log)."),
         inputs=table(["file", "bytes", "SHA-256"],
                      [(f["file"], f["size"], f["sha256"]) for f in report["inputs"]],
                      frozenset({2})),
-        outputs=table(["file", "bytes", "SHA-256"],
-                      [(f["file"], f["size"], f["sha256"]) for f in report["outputs"]],
-                      frozenset({2})),
+        outputs=table(["file", "content", "bytes", "SHA-256"],
+                      [(f["file"], f.get("kind") or "unknown (raw bytes)", f["size"],
+                        f["sha256"]) for f in report["outputs"]], frozenset({3})),
         recheck=table(["what", "command"],
                       [(r["what"], r["command"]) for r in report["recheck"]], frozenset({1})),
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 from bundlekit import run_cli
 
 from crypto.signing import generate_signing_key, key_fingerprint, verifier_key
+from sync.bundle import FETCHING
 from sync.errors import ServerRefusal
 from tests.synckit import api_for, cli, cli_popen, register, wait_until
 
@@ -120,13 +121,15 @@ def test_fetch_resumes_and_downloads_only_what_is_missing(live_server, tmp_path:
     encounter = record_file(state, tmp_path, media)
     bundle = tmp_path / "bundle"
     assert run_cli("fetch", encounter, "-o", bundle, "--state", state).returncode == 0
-    # An interrupted fetch: one chunk never arrived, one only half, no manifest yet.
+    # An interrupted fetch: one chunk never arrived, one only half, no manifest yet (and the
+    # marker fetch writes first and removes after the manifest).
     (bundle / "chunks/audio/00000002.age").unlink()
     half = bundle / "chunks/audio/00000004.age"
     part = half.with_name(half.name + ".part")
     part.write_bytes(half.read_bytes()[:1000])
     half.unlink()
     (bundle / "manifest.json").unlink()
+    (bundle / FETCHING).write_text(json.dumps({"encounter_id": encounter}))
     again = run_cli("fetch", encounter, "-o", bundle, "--state", state)
     assert again.returncode == 0, again.stdout + again.stderr
     got = sum((bundle / f"chunks/audio/{seq:08d}.age").stat().st_size for seq in (2, 4)) - 1000

@@ -66,7 +66,7 @@ def test_record_from_stdin_and_bad_input_are_handled(live_server, tmp_path: Path
             (("record", str(tmp_path / "missing.bin")), "missing.bin"),
             (("record", str(tmp_path)), "is a folder"),
             (("record", "-", "--stream", "Bad Name"), "stream name"),
-            (("record", "-", "--encounter", "42"), "lowercase UUID"),
+            (("record", "-", "--encounter", "42"), "is not an encounter id"),
             (("record", "-", "--chunk-bytes", "0"), "--chunk-bytes")):
         done = cli(state, *args, stdin=b"x")
         assert done.returncode == 2, (args, done.stderr)
