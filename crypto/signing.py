@@ -91,6 +91,14 @@ def _b64decode_canonical(text: str, what: str) -> bytes:
 
 def _split_key(body: str, what: str) -> tuple[str, bytes, bytes]:
     """Split '<name>+<hex8>+<b64(0x01 || 32 bytes)>' into name, key id, 32 key bytes."""
+    name, kid, material = _split_key_any(body, what)
+    if len(material) != 33 or material[:1] != ED25519_TYPE:
+        raise MalformedError(f"{what} is not an Ed25519 (type 0x01) key")
+    return name, kid, material[1:]
+
+
+def _split_key_any(body: str, what: str) -> tuple[str, bytes, bytes]:
+    """Split '<name>+<hex8>+<b64(type || key)>' into name, key id and the typed key material."""
     parts = body.split("+", 2)  # name and id hold no '+'; base64 may
     if len(parts) != 3:
         raise MalformedError(f"{what} must be <name>+<key id>+<key>")
@@ -99,10 +107,7 @@ def _split_key(body: str, what: str) -> tuple[str, bytes, bytes]:
         raise MalformedError(f"{what} has an invalid key name {name!r}")
     if not _KEY_ID_HEX.fullmatch(id_hex):
         raise MalformedError(f"{what} key id must be 8 lowercase hex digits")
-    material = _b64decode_canonical(material_b64, what)
-    if len(material) != 33 or material[:1] != ED25519_TYPE:
-        raise MalformedError(f"{what} is not an Ed25519 (type 0x01) key")
-    return name, bytes.fromhex(id_hex), material[1:]
+    return name, bytes.fromhex(id_hex), _b64decode_canonical(material_b64, what)
 
 
 def _parse_verifier(verifier: str) -> _VerifierKey:
