@@ -138,6 +138,21 @@ def _version() -> str:
         return "safehold (not installed)"
 
 
+def _add_witness_commands(sub: argparse._SubParsersAction) -> None:
+    witness = sub.add_parser("witness", help="an independent checkpoint witness (third party)")
+    wsub = witness.add_subparsers(dest="witness_command", required=True, metavar="COMMAND")
+    p = _cmd(wsub, "keygen", "cli.witness:keygen", "make the witness key; print its vkey",
+             state=True)
+    p.add_argument("--name", help="the witness's name, e.g. witness.legal-aid.example/w1")
+    p = _cmd(wsub, "serve", "cli.witness:serve",
+             "cosign checkpoints consistent with what it cosigned before", state=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8100)
+    p.add_argument("--name", help="name for a new witness key (default host:port)")
+    p.add_argument("--log-key", action="append", required=True, metavar="VKEY",
+                   help="verifier key of a server whose checkpoints it witnesses (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="safehold", description=__doc__.splitlines()[0], epilog=EPILOG,
@@ -159,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_device_commands(sub)
     _add_contact_commands(sub)
+    _add_witness_commands(sub)
 
     p = _cmd(sub, "fetch", "cli.legal:fetch", "download everything released for an encounter",
              state=True)

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from crypto.cosignature import parse_cosigner_vkey
+from crypto.errors import MalformedError
+
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
 MIB = 1024 * 1024
 
@@ -33,6 +36,9 @@ _INTEGERS: dict[str, tuple[str, int]] = {
     "NOTIFY_RETRY_MAX_SECONDS": ("SAFEHOLD_NOTIFY_RETRY_MAX_SECONDS", 3600),
     "NOTIFY_MAX_ATTEMPTS": ("SAFEHOLD_NOTIFY_MAX_ATTEMPTS", 30),
     "NOTIFY_LEASE_SECONDS": ("SAFEHOLD_NOTIFY_LEASE_SECONDS", 120),
+    # witnesses (server/witnesses.py): per-request timeout, and the pause after a failure
+    "WITNESS_TIMEOUT_SECONDS": ("SAFEHOLD_WITNESS_TIMEOUT_SECONDS", 2),
+    "WITNESS_RETRY_SECONDS": ("SAFEHOLD_WITNESS_RETRY_SECONDS", 30),
 }
 # name -> environment variable, for optional text settings (None when unset)
 _TEXTS: dict[str, str] = {
@@ -57,6 +63,25 @@ def server_name_of(public_url: str) -> str:
             f"got {public_url!r}"
         )
     return parts.netloc.lower()
+
+
+def parse_witnesses(text: str) -> tuple[tuple[str, str], ...]:
+    """SAFEHOLD_WITNESSES: entries "<url> <witness vkey>" separated by ";" or newlines."""
+    witnesses: list[tuple[str, str]] = []
+    for entry in text.replace("\n", ";").split(";"):
+        if not entry.strip():
+            continue
+        parts = entry.split()
+        if len(parts) != 2 or urlsplit(parts[0]).scheme not in ("http", "https"):
+            raise ConfigError(f"SAFEHOLD_WITNESSES entries are '<http(s) url> <witness vkey>' "
+                              f"separated by ';', got {entry.strip()!r}")
+        try:
+            parse_cosigner_vkey(parts[1])
+        except MalformedError as exc:
+            raise ConfigError(f"SAFEHOLD_WITNESSES: {parts[1]!r} is not a witness key ({exc}); "
+                              "copy the vkey `safehold witness keygen` printed")
+        witnesses.append((parts[0].rstrip("/"), parts[1]))
+    return tuple(witnesses)
 
 
 def _positive_int(variable: str, text: str) -> int:
@@ -105,6 +130,7 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         config[name] = environ.get(variable) or None
     for name, variable in _FLAGS.items():
         config[name] = _flag(variable, environ.get(variable, ""))
+    config["WITNESSES"] = parse_witnesses(environ.get("SAFEHOLD_WITNESSES", ""))
     config["MAIL_FROM"] = (environ.get("SAFEHOLD_MAIL_FROM")
                            or f"safehold@{config['SERVER_NAME'].rsplit(':', 1)[0].strip('[]')}")
     return config

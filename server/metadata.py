@@ -34,13 +34,14 @@ from server.metadata_log import LogQueries
 from server.metadata_notify import NotifyQueries
 from server.metadata_roster import RosterQueries
 from server.metadata_schema import MIGRATIONS, apply_migrations
+from server.metadata_witness import WitnessQueries
 
 BUSY_TIMEOUT_SECONDS = 30.0
 T = TypeVar("T")
 
 
 class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQueries,
-         ContactQueries, DeletionQueries, RosterQueries):
+         ContactQueries, DeletionQueries, RosterQueries, WitnessQueries):
     """The queries of one transaction; obtained from Store.read() or Store.write()."""
 
     def __init__(self, db: Database) -> None:

@@ -15,6 +15,7 @@ from sqlite_utils import Database
 from server.metadata_deletion import create_deletion_tables
 from server.metadata_notify import create_notification_tables
 from server.metadata_roster import create_roster_tables
+from server.metadata_witness import create_cosignature_table
 
 Migration = tuple[int, str, Callable[[Database], None]]
 
@@ -146,6 +147,7 @@ MIGRATIONS: Sequence[Migration] = (
     (3, "notification outbox, deletion requests, tombstones", _notifications_and_deletions),
     # Numbered apart from its neighbours so branches adding migrations do not collide.
     (10, "device rosters, device link requests, signed contact sets", create_roster_tables),
+    (20, "witness cosignatures of checkpoints", create_cosignature_table),
 )
 
 

@@ -23,6 +23,7 @@ from server.context import services
 from server.errors import ApiError, not_found
 from server.metadata_encounters import ChunkRecord
 from server.uploads import upload_chunk
+from server.witnesses import cosigned_note
 
 blp = Blueprint("chunks", __name__, url_prefix="/v1", description="Chunks and receipts")
 
@@ -42,9 +43,22 @@ def receipt_body(record: ChunkRecord) -> dict[str, Any]:
     return {
         "encounter_id": record.encounter_id, "stream": record.stream, "seq": record.seq,
         "leaf_index": record.leaf_index, "tree_size": record.tree_size,
-        "checkpoint": record.checkpoint, "inclusion_proof": record.inclusion_proof,
+        "checkpoint": _with_cosignatures(record), "inclusion_proof": record.inclusion_proof,
         "received_at": record.received_at,
     }
+
+
+def _with_cosignatures(record: ChunkRecord) -> str:
+    """The receipt's checkpoint with the witnesses' cosignatures collected for it so far
+    (an upload never waits for them; a later read of the receipt carries them)."""
+    svc = services()
+    if not svc.config.get("WITNESSES"):
+        return record.checkpoint
+    with svc.store.read() as tx:
+        stored = tx.checkpoint(record.encounter_id, record.tree_size)
+    if stored is None or stored.note != record.checkpoint:
+        return record.checkpoint
+    return cosigned_note(svc, record.encounter_id, stored)
 
 
 def read_exactly(length: int) -> bytes:

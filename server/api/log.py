@@ -17,7 +17,7 @@ from schemas.log import (
     LeavesQuerySchema,
     LeavesResponseSchema,
 )
-from server import logs
+from server import logs, witnesses
 from server.access import readable_encounter
 from server.api.common import caller, reader_endpoint, refusals
 from server.context import services
@@ -32,9 +32,15 @@ class LatestCheckpoint(MethodView):
     @refusals(blp, 404)
     @blp.response(200, CheckpointResponseSchema)
     def get(self, encounter_id: str) -> dict[str, Any]:
-        """The latest signed checkpoint (covers every leaf so far)."""
-        with services().store.read() as tx:
+        """The latest signed checkpoint (covers every leaf so far), with the cosignature lines
+        of the configured witnesses that have cosigned it (asked now, briefly, if not yet)."""
+        svc = services()
+        with svc.store.read() as tx:
             found = logs.latest_checkpoint(tx, readable_encounter(tx, caller(), encounter_id))
+        if svc.config.get("WITNESSES"):
+            witnesses.collect(svc, encounter_id, found)
+            return {"tree_size": found.tree_size,
+                    "checkpoint": witnesses.cosigned_note(svc, encounter_id, found)}
         return {"tree_size": found.tree_size, "checkpoint": found.note}
 
 
@@ -45,9 +51,11 @@ class CheckpointAtSize(MethodView):
     @blp.response(200, CheckpointResponseSchema)
     def get(self, encounter_id: str, size: int) -> dict[str, Any]:
         """The checkpoint signed when the log reached `size` leaves."""
-        with services().store.read() as tx:
+        svc = services()
+        with svc.store.read() as tx:
             found = logs.checkpoint_at(tx, readable_encounter(tx, caller(), encounter_id), size)
-        return {"tree_size": found.tree_size, "checkpoint": found.note}
+        return {"tree_size": found.tree_size,
+                "checkpoint": witnesses.cosigned_note(svc, encounter_id, found)}
 
 
 @blp.route("/consistency")
