@@ -18,14 +18,22 @@ from typing import TYPE_CHECKING
 from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError, looks_like_encounter
 from cli.identity import load_identities
 from crypto import age
-from crypto.errors import CryptoError
+from crypto.errors import CryptoError, MalformedError
 from crypto.slot import check_encounter
-from sync.bundle import MANIFEST, BundleError, BundleReader, BundleRefused, zip_bundle
+from sync.bundle import (
+    CHECKPOINT,
+    MANIFEST,
+    BundleError,
+    BundleReader,
+    BundleRefused,
+    zip_bundle,
+)
 from sync.decrypt import verify_and_decrypt
 from sync.report import build_report, chunks_word, verification_text, write_report
 from sync.report_summary import known_names
 from sync.safetext import safe_lines, safe_text
 from sync.verify import Verification, verify_bundle
+from sync.witness_check import WitnessPolicy, WitnessResult, check_note
 from sync.workers import reuse_freed_buffers
 
 if TYPE_CHECKING:
@@ -84,10 +92,39 @@ def run_verification(reader: BundleReader) -> Verification:
 
 def verify(args: argparse.Namespace) -> int:
     reuse_freed_buffers()
+    policy = witness_policy(args)
     with open_bundle(args.bundle) as reader:
         result = run_verification(reader)
+        witnessed = bundle_witnesses(reader, policy) if policy else None
     say(verification_text(result).rstrip("\n"))
+    if witnessed is not None:
+        if not witnessed.ok:
+            raise CliError(safe_text(witnessed.summary()), EXIT_VERIFY)
+        say(witnessed.summary())
     return EXIT_OK if result.ok else EXIT_VERIFY
+
+
+def witness_policy(args: argparse.Namespace) -> WitnessPolicy | None:
+    keys: list[str] = args.witness or []
+    if not keys:
+        if args.witnesses_required is not None:
+            raise CliError("--witnesses-required needs the witnesses' keys (--witness VKEY)")
+        return None
+    try:
+        return WitnessPolicy.of(keys, args.witnesses_required)
+    except MalformedError as exc:
+        raise CliError(f"--witness/--witnesses-required: {exc}")
+
+
+def bundle_witnesses(reader: BundleReader, policy: WitnessPolicy) -> WitnessResult:
+    """The policy checked on the bundle's latest checkpoint (the one every proof ends at)."""
+    try:
+        note = reader.read_text(CHECKPOINT)
+    except (BundleError, OSError, UnicodeDecodeError) as exc:
+        result = WitnessResult(policy)
+        result.problems.append(f"{CHECKPOINT} cannot be read ({exc})")
+        return result
+    return check_note(note, policy)
 
 
 # ---------------------------------------------------------------- decrypt

@@ -189,9 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
                 "            signature, a digest, a bound: see the line on stderr) or the bundle\n"
                 "            does not verify, 2 usage, 3 server unreachable or refused")
     p = _cmd(sub, "verify", "cli.legal:verify", "check a bundle; no key needed")
-    p.epilog = ("exit codes: 0 nothing was altered, 1 something was altered or fails to verify,\n"
-                "            2 usage (no such file, not a bundle)")
+    p.epilog = ("exit codes: 0 nothing was altered, 1 something was altered or fails to verify\n"
+                "            (or too few witness cosignatures), 2 usage (no such file, not a bundle)")
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a bundle folder or its .zip")
+    p.add_argument("--witness", action="append", metavar="VKEY",
+                   help="a witness key to trust (repeatable; `safehold witness keygen` prints it)")
+    p.add_argument("--witnesses-required", type=int, metavar="K",
+                   help="valid cosignatures needed on the latest checkpoint (default: all)")
     p = _cmd(sub, "decrypt", "cli.legal:decrypt",
              "verify, decrypt and reassemble a bundle; write report.json, report.html and "
              "report.pdf", state=True)
