@@ -146,8 +146,8 @@ def _add_witness_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="the witness's name, e.g. witness.legal-aid.example/w1")
     p = _cmd(wsub, "serve", "cli.witness:serve",
              "cosign checkpoints consistent with what it cosigned before", state=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8100)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8100, help="port to listen on (default 8100)")
     p.add_argument("--name", help="name for a new witness key (default host:port)")
     p.add_argument("--log-key", action="append", required=True, metavar="VKEY",
                    help="verifier key of a server whose checkpoints it witnesses (repeatable)")
@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "            does not verify, 2 usage, 3 server unreachable or refused")
     p = _cmd(sub, "verify", "cli.legal:verify", "check a bundle; no key needed")
     p.epilog = ("exit codes: 0 nothing was altered, 1 something was altered or fails to verify\n"
-                "            (or too few witness cosignatures), 2 usage (no such file, not a bundle)")
+                "            (or too few witness cosignatures), 2 usage (no such file, not a\n"
+                "            bundle)")
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a bundle folder or its .zip")
     p.add_argument("--witness", action="append", metavar="VKEY",
                    help="a witness key to trust (repeatable; `safehold witness keygen` prints it)")
