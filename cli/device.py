@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cli.common import EXIT_NETWORK, EXIT_OK, CliError
+from cli.device_witnesses import require_witnesses
 from sync.account import client_for
 from sync.account import register as register_device
 from sync.api import ApiClient
@@ -181,9 +182,13 @@ def record(args: argparse.Namespace) -> int:
     recorder = Recorder(outbox, sealer, options, on_chunk=recorded)
     source = _open_input(args.file)
     try:
-        print(recorder.begin(), flush=True)
+        encounter = recorder.begin()
+        print(encounter, flush=True)
         if not args.offline:
-            return _record_and_upload(state, settings, outbox, recorder, source, progress, own)
+            code = _record_and_upload(state, settings, outbox, recorder, source, progress, own)
+            require_witnesses(outbox, client_for(state, settings, _timeout()), settings,
+                              [encounter])
+            return code
         summary = recorder.run(source)
         progress.done()
         print(f"queued {summary.chunks} chunk(s) and {summary.log_entries} log entries "
@@ -261,6 +266,7 @@ def sync(args: argparse.Namespace) -> int:
     api = client_for(state, settings, _timeout())
     progress = Progress()
     tampering = _check_logs(settings, outbox, api)
+    uploading = outbox.encounters_with_queued()
     own = OwnChunks.queued_now(outbox)
     outcome = _shared(state, settings, outbox, api, progress, threading.Event()).run(own.done)
     progress.done()
@@ -270,6 +276,7 @@ def sync(args: argparse.Namespace) -> int:
         raise RollbackDetected(tampering)
     code = _finish(report, "sync incomplete")
     check_contacts(state, api)
+    require_witnesses(outbox, api, settings, uploading)
     feed = follow_changes(outbox, api)
     for encounter_id in feed.new_encounters:
         print(f"encounter {encounter_id} (recorded on another device)")

@@ -103,6 +103,13 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--server", required=True, metavar="URL", help="the Safehold server's address")
     p.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
                    help="how long to wait for the existing device to sign (default 300)")
+    p = _cmd(dsub, "witnesses", "cli.device_witnesses:witnesses",
+             "show or set the k-of-n witness cosignatures record and sync require", state=True)
+    p.add_argument("--witness", action="append", metavar="VKEY",
+                   help="a witness key to require (repeatable; replaces the list)")
+    p.add_argument("--required", type=int, metavar="K",
+                   help="valid cosignatures needed (default: all the witnesses given)")
+    p.add_argument("--clear", action="store_true", help="require no witnesses")
     for name, help_ in (("alert", "raise an alert on an encounter"),
                         ("safe", "mark yourself safe for an encounter")):
         p = _cmd(dsub, name, f"cli.device:{name}", help_, state=True)

@@ -9,11 +9,19 @@ claiming a known witness that does not verify is reported and not counted.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from crypto.checkpoint import encounter_origin, open_checkpoint
 from crypto.cosignature import parse_cosigner_vkey, verify_cosignatures
 from crypto.errors import CryptoError, MalformedError
+from sync.outbox import Outbox
+
+
+class CheckpointSource(Protocol):
+    def latest_checkpoint(self, encounter_id: str) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -68,3 +76,36 @@ def check_note(note: str, policy: WitnessPolicy) -> WitnessResult:
     result.cosigned_by = [c.cosigner.name for c in valid]
     result.problems = problems
     return result
+
+
+# ---------------------------------------------------------------- a device's own requirement
+
+POLICY_META = "witness_policy"  # outbox meta key: {"keys": [...], "required": k}
+
+
+def load_policy(outbox: Outbox) -> WitnessPolicy | None:
+    text = outbox.get_meta(POLICY_META)
+    if not text:
+        return None
+    data = json.loads(text)
+    return WitnessPolicy(tuple(data["keys"]), int(data["required"]))
+
+
+def save_policy(outbox: Outbox, policy: WitnessPolicy | None) -> None:
+    value = "" if policy is None else json.dumps(
+        {"keys": list(policy.keys), "required": policy.required})
+    outbox.set_meta(POLICY_META, value)
+
+
+def check_latest(api: CheckpointSource, server_key: str, server_name: str, encounter: str,
+                 policy: WitnessPolicy) -> WitnessResult:
+    """The policy on the server's latest checkpoint of `encounter` (asking for it also makes
+    the server collect cosignatures it does not have yet)."""
+    note = str(api.latest_checkpoint(encounter)["checkpoint"])
+    try:
+        open_checkpoint(note, server_key, expected_origin=encounter_origin(server_name, encounter))
+    except CryptoError as exc:
+        result = WitnessResult(policy)
+        result.problems.append(f"the server's checkpoint does not verify ({exc})")
+        return result
+    return check_note(note, policy)

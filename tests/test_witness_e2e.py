@@ -213,3 +213,29 @@ def test_rollback_by_restored_backup_is_refused_by_the_witness(
         sizes = [int(r[0]) for r in db.execute("SELECT size FROM latest")]
     assert sizes == [large["tree_size"]]
     assert "did not cosign" in restarted.output()
+
+
+def test_device_requirement_fails_record_closed_and_is_met_by_one_of_two(
+        deployment: Deployment, tmp_path: Path) -> None:
+    phone = tmp_path / "phone"
+    assert safehold("device", "register", "--server", deployment.server.url,
+                    "--state", phone)[0] == 0
+    keys = ["--witness", deployment.honest_vkey, "--witness", deployment.other_vkey]
+    code, out, _ = safehold("device", "witnesses", *keys, "--state", phone)  # all: 2 of 2
+    assert code == 0 and "require 2 of 2 witness(es)" in out
+    source = tmp_path / "clip.bin"
+    source.write_bytes(os.urandom(2 * CHUNK))
+    done = cli(phone, "record", str(source), "--chunk-bytes", str(CHUNK))  # B is offline
+    encounter = done.stdout.strip().splitlines()[0]
+    assert done.returncode == 1
+    assert (f"encounter {encounter}: witness requirement not met: 1 valid witness "
+            "cosignature(s) of the 2 required") in done.stderr
+    assert cli(phone, "sync").returncode == 0  # the chunks themselves were all uploaded
+
+    code, _, err = safehold("device", "witnesses", *keys, "--required", "3", "--state", phone)
+    assert code == 2 and "between 1 and 2" in err
+    assert safehold("device", "witnesses", *keys, "--required", "1", "--state", phone)[0] == 0
+    again = cli(phone, "record", str(source), "--chunk-bytes", str(CHUNK))
+    assert again.returncode == 0, again.stderr
+    code, out, _ = safehold("device", "witnesses", "--clear", "--state", phone)
+    assert code == 0 and "no witness requirement" in out
