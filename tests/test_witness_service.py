@@ -3,15 +3,19 @@ cosigned before, answers as c2sp.org/tlog-witness says, and its state survives k
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from crypto.cosignature import add_signature_lines, verify_cosignatures
 from crypto.signing import generate_signing_key
+from tests.helpers import PYTHON, ROOT
 from tests.witnesskit import ToyLog, WitnessProcess, witness_cli, witness_keygen
 
 
@@ -112,3 +116,34 @@ def test_state_survives_kill_9_right_after_cosigning(
         assert again.vkey == witness_keygen(witness.state, "witness.test/w1")
     finally:
         again.kill()
+
+
+def test_concurrent_submissions_cosign_one_size_at_a_time(
+        witness: WitnessProcess, toy: ToyLog) -> None:
+    """Check-and-store is atomic: of many racing first submissions exactly one is cosigned and
+    the others are told the size it stored (the race c2sp.org/tlog-witness warns about)."""
+    toy.append(*[bytes([i]) for i in range(9)])
+    bodies = [toy.body(0, size=n) for n in range(4, 12)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(witness.add, bodies))
+    winners = [n for n, a in zip(range(4, 12), answers, strict=True) if a.status_code == 200]
+    assert len(winners) == 1
+    assert all(a.status_code == 409 and a.text == f"{winners[0]}\n"
+               for a in answers if a.status_code != 200)
+    assert stored(witness.state) == [(toy.origin, winners[0])]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("http://127.0.0.1:1", "entries are '<http(s) url> <witness vkey>'"),
+    ("ftp://w.example w+00000000+BAAA", "entries are '<http(s) url> <witness vkey>'"),
+    ("http://w.example w1+00000000+AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+     "is not a witness key"),
+])
+def test_server_refuses_a_malformed_witness_setting(tmp_path: Path, value: str,
+                                                    message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
+    env.update({"SAFEHOLD_DATA_DIR": str(tmp_path / "d"), "SAFEHOLD_WITNESSES": value})
+    done = subprocess.run([PYTHON, "-m", "cli.main", "migrate"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "SAFEHOLD_WITNESSES" in done.stderr
+    assert message in done.stderr and not (tmp_path / "d").exists()
