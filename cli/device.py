@@ -154,12 +154,14 @@ def _open_input(name: str) -> BinaryIO:
 
 
 def _known_encounter(outbox: Outbox, encounter: str | None) -> None:
-    """`--encounter` continues an encounter this device knows (began, or learned by sync); a
-    typo'd id must not silently start a new encounter that nobody is looking for."""
+    """`--encounter` with an id this device does not know starts that encounter, as phones do
+    (ids are made on the phone, so two recorders can share one from the start) - but never
+    silently: a typo'd id is said out loud, with how to check it."""
     if encounter is not None and outbox.encounter(encounter) is None:
-        raise CliError(f"encounter {encounter} is unknown to this device (not begun here, nor "
-                       "seen by `safehold device sync`); to start a new "
-                       "encounter, run `safehold device record FILE` without --encounter")
+        print(f"safehold: encounter {encounter} is new to this device (not begun here, nor "
+              "seen by `safehold device sync`): starting it. If you meant to add to an "
+              "encounter begun earlier, check the id `safehold device record` printed.",
+              file=sys.stderr, flush=True)
 
 
 def record(args: argparse.Namespace) -> int:

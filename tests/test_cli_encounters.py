@@ -143,20 +143,23 @@ def test_encounter_ids_in_upper_case_are_the_same_ids(live_server, tmp_path: Pat
     assert bad.returncode == 2 and "'0B3C6A1E-not-a-uuid' is not an encounter id" in bad.stderr
 
 
-def test_record_into_an_unknown_encounter_refuses_instead_of_starting_one(
+def test_record_into_an_unknown_encounter_says_so_instead_of_starting_it_silently(
         live_server, tmp_path: Path) -> None:
     state = tmp_path / "phone"
     register(state, live_server.url)
     record(state, b"x" * 5000)
-    queued = outbox_chunks(state)
+    before = len(outbox_chunks(state))
     done = cli(state, "record", "-", "--encounter", UNKNOWN, stdin=b"a" * 5000)
-    assert done.returncode == 2
-    assert done.stdout == ""  # no encounter id printed: nothing was begun
-    assert done.stderr.strip() == (
-        f"safehold: encounter {UNKNOWN} is unknown to this device (not begun here, nor seen by "
-        "`safehold device sync`); to start a new encounter, run `safehold device record FILE` "
-        "without --encounter")
-    assert outbox_chunks(state) == queued
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == UNKNOWN
+    assert (f"safehold: encounter {UNKNOWN} is new to this device (not begun here, nor seen by "
+            "`safehold device sync`): starting it.") in done.stderr
+    assert len([r for r in outbox_chunks(state) if r["encounter"] == UNKNOWN]) > 0
+    assert len(outbox_chunks(state)) > before
+    # continuing an encounter this device knows says nothing of the kind
+    again = cli(state, "record", "-", "--encounter", UNKNOWN, "--stream", "video",
+                stdin=b"b" * 3000)
+    assert "is new to this device" not in again.stderr
 
 
 def test_decrypt_or_verify_of_an_encounter_id_says_to_fetch_it_first(tmp_path: Path) -> None:

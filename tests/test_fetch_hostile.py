@@ -10,6 +10,7 @@ bound); 3 only when it could not be reached or refused (docs/protocol.md, fetch)
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -233,7 +234,9 @@ def test_a_resumed_chunk_is_cut_off_at_its_signed_size(recorded: Recorded, hosti
     part = age_file.with_name(age_file.name + ".part")
     part.write_bytes(age_file.read_bytes()[:1000])  # as an interrupted fetch leaves it
     age_file.unlink()
-    (recorded.bundle / "manifest.json").unlink()
+    (recorded.bundle / "manifest.json").unlink()  # and its marker, as an interrupted fetch
+    (recorded.bundle / ".safehold-fetching.json").write_text(
+        json.dumps({"encounter_id": recorded.encounter}))
     size = descriptors(recorded.bundle)[age_file].size
     hostile([endless_bodies(true_first=True)])
     code, stderr, peak = fetch(recorded)
@@ -288,7 +291,9 @@ def test_a_part_longer_than_its_chunk_is_started_over(recorded: Recorded) -> Non
     part = age_file.with_name(age_file.name + ".part")
     part.write_bytes(b"\0" * (10 * 1024 * 1024))
     age_file.unlink()
-    (recorded.bundle / "manifest.json").unlink()
+    (recorded.bundle / "manifest.json").unlink()  # and its marker, as an interrupted fetch
+    (recorded.bundle / ".safehold-fetching.json").write_text(
+        json.dumps({"encounter_id": recorded.encounter}))
     again, _peak = run_measured("fetch", recorded.encounter, "-o", recorded.bundle, "--state",
                                 recorded.phone)
     assert again.returncode == 0, again.stdout + again.stderr
