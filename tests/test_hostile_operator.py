@@ -258,3 +258,25 @@ def test_ordinary_sync_stays_quiet(tmp_path: Path) -> None:
         assert synckit.outbox_chunks(phone) == before
     finally:
         server.stop()
+
+
+# --- Not a rollback: another server (another key) at the phone's address -------------------------
+
+
+def test_an_impostor_server_is_not_taken_for_a_rollback(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    phone = tmp_path / "phone"
+    synckit.register(phone, server.url)
+    source = tmp_path / "audio.bin"
+    source.write_bytes(os.urandom(4096))
+    assert synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096").returncode == 0
+    before = synckit.outbox_chunks(phone)
+    server.stop()
+    impostor = ServerProcess(tmp_path / "impostor", port=server.port).start()
+    try:
+        refused = synckit.cli(phone, "sync")
+    finally:
+        impostor.stop()
+    assert refused.returncode == 3, refused.stderr  # it cannot even log the device in
+    assert "rolled back" not in refused.stderr, refused.stderr
+    assert synckit.outbox_chunks(phone) == before  # nothing queued again for a stranger
