@@ -67,24 +67,32 @@ def check_logs(outbox: Outbox, server_key: str, server_name: str,
             continue
         held = max(known)
         try:
-            note = str(latest(encounter)["checkpoint"])
+            note: str | None = str(latest(encounter)["checkpoint"])
         except ServerRefusal as exc:
+            if exc.status == 410:
+                continue  # deleted: a delayed, announced deletion (docs/protocol.md), kept as a
+                # tombstone; not a rollback
             if exc.status != 404:
                 raise
-            continue  # deleted (a delayed, announced deletion: docs/protocol.md); not a rollback
-
-        try:
-            served = open_checkpoint(note, server_key,
-                                     expected_origin=encounter_origin(server_name, encounter))
-        except CryptoError as exc:
-            raise UntrustedServer(f"encounter {encounter}: the server's current checkpoint "
-                                  f"does not verify: {exc}") from exc
-        kind = _compare(encounter, held, known[held], served.size, served.root, consistency)
+            note = None  # unknown to the server: a backup from before the encounter began
+        if note is None:
+            size, root = 0, b""
+        else:
+            try:
+                served = open_checkpoint(note, server_key,
+                                         expected_origin=encounter_origin(server_name, encounter))
+            except CryptoError as exc:
+                raise UntrustedServer(f"encounter {encounter}: the server's current checkpoint "
+                                      f"does not verify: {exc}") from exc
+            size, root = served.size, served.root
+        kind = _compare(encounter, held, known[held], size, root, consistency)
         if kind is None:
             continue
-        lost = _lost(outbox, keys, served.size, kind)
+        lost = _lost(outbox, keys, size, kind)
         outbox.requeue_acknowledged(lost)
-        found.append(Tampering(encounter, kind, held, served.size, len(lost), len(lost)))
+        if note is None:
+            outbox.mark_encounter_missing(encounter)  # the upload pass creates it again
+        found.append(Tampering(encounter, kind, held, size, len(lost), len(lost)))
     return found
 
 
@@ -98,6 +106,10 @@ def _compare(encounter: str, held: int, held_root: bytes, size: int, root: bytes
         verify_consistency(held, size, held_root, root, consistency(encounter, held, size))
     except CryptoError:
         return "forked"
+    except ServerRefusal as exc:
+        if exc.retryable:
+            raise
+        return "forked"  # it signs a larger log but will not prove that it extends ours
     return None
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests import synckit
 from tests.helpers import ServerProcess
-from tests.hostilekit import behind_hostile, read_key, rewritten_log
+from tests.hostilekit import behind_hostile, huge_checkpoint, read_key, rewritten_log
 
 
 def _online_backup(database: Path, target: Path) -> None:
@@ -140,3 +140,143 @@ def _acknowledged(phone: Path) -> int:
         return synckit.states(phone)["acknowledged"]
     except sqlite3.OperationalError:  # the outbox is made when the recording begins
         return 0
+
+
+# --- Attack: restore a backup taken before the encounter began ------------------------------------
+# The server then answers 404 for an encounter the phone holds receipts in (a deletion would
+# answer 410 with its tombstone): the log shrank to nothing.
+
+
+def test_backup_from_before_the_encounter_is_rollback_to_size_zero(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        phone = tmp_path / "phone"
+        synckit.register(phone, server.url)
+        backup = tmp_path / "backup.sqlite3"
+        _online_backup(server.data_dir / "safehold.sqlite3", backup)
+        source = tmp_path / "audio.bin"
+        source.write_bytes(os.urandom(2 * 4096))
+        done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
+        assert done.returncode == 0, done.stderr
+        encounter = done.stdout.strip().splitlines()[0]
+        total = len(synckit.outbox_chunks(phone))
+
+        server = _restore(server, backup)
+        rolled = synckit.cli(phone, "sync")
+        assert rolled.returncode == 1, rolled.stderr
+        line = rolled.stderr.strip().splitlines()[-1]
+        assert (f"encounter {encounter}: the server's log was rolled back (this device verified"
+                f" a checkpoint of size {total}, the server now serves size 0); {total} "
+                f"acknowledged chunk(s) are no longer in it, {total} queued again") in line, line
+        # the same sync created the encounter again and sent every chunk back; the new log is
+        # not the one the phone verified, so its receipts are not taken as acknowledgements
+        assert synckit.audit(phone, server.url).missing == []
+        again = synckit.cli(phone, "sync")
+        assert again.returncode == 1 and encounter in again.stderr, again.stderr
+    finally:
+        server.stop()
+
+
+# --- Attack: a larger log that does not extend the one the phone verified -------------------------
+# The operator rewrites the last leaf and appends one, re-signed with the server's key; the
+# consistency proof it must give from the phone's size does not exist (refused or wrong).
+
+
+def test_larger_log_without_consistency_is_named_a_fork(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    phone = tmp_path / "phone"
+    synckit.register(phone, server.url)
+    source = tmp_path / "audio.bin"
+    source.write_bytes(os.urandom(2 * 4096))
+    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
+    assert done.returncode == 0, done.stderr
+    encounter = done.stdout.strip().splitlines()[0]
+    total = len(synckit.outbox_chunks(phone))
+
+    def rewrite(leaves: list[bytes]) -> list[bytes]:
+        return [*leaves[:-1], b"not what the phone sent", b"one more"]
+
+    rule = rewritten_log(read_key(server.data_dir / "server.key"), server.name, rewrite)
+    moved, hostile = behind_hostile(server, [rule])
+    try:
+        forked = synckit.cli(phone, "sync")
+    finally:
+        hostile.stop()
+        moved.stop()
+    assert forked.returncode == 1, forked.stderr
+    assert (f"encounter {encounter}: the server's log was forked (this device verified a "
+            f"checkpoint of size {total}, the server now serves size {total + 1})"
+            ) in forked.stderr, forked.stderr
+
+
+# --- Attack: a checkpoint signed with a key the phone never pinned --------------------------------
+
+
+def test_checkpoint_under_another_key_is_refused(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    other = ServerProcess(tmp_path / "other").start()  # only for its (different) key
+    other.stop()
+    phone = tmp_path / "phone"
+    synckit.register(phone, server.url)
+    source = tmp_path / "audio.bin"
+    source.write_bytes(os.urandom(4096))
+    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
+    assert done.returncode == 0, done.stderr
+    encounter = done.stdout.strip().splitlines()[0]
+    before = synckit.outbox_chunks(phone)
+
+    rule = huge_checkpoint(read_key(other.data_dir / "server.key"), server.name, 5)
+    moved, hostile = behind_hostile(server, [rule])
+    try:
+        refused = synckit.cli(phone, "sync")
+    finally:
+        hostile.stop()
+        moved.stop()
+    assert refused.returncode == 1, refused.stderr
+    assert (f"encounter {encounter}: the server's current checkpoint does not verify"
+            in refused.stderr), refused.stderr
+    assert synckit.outbox_chunks(phone) == before  # nothing re-queued on a forged answer
+
+
+# --- Not an attack: an honest server, nothing rolled back -----------------------------------------
+
+
+def test_ordinary_sync_stays_quiet(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        phone = tmp_path / "phone"
+        synckit.register(phone, server.url)
+        for name in ("a.bin", "b.bin"):
+            (tmp_path / name).write_bytes(os.urandom(2 * 4096))
+            done = synckit.cli(phone, "record", str(tmp_path / name), "--chunk-bytes", "4096")
+            assert done.returncode == 0, done.stderr
+        before = synckit.outbox_chunks(phone)
+        quiet = synckit.cli(phone, "sync")
+        assert quiet.returncode == 0, quiet.stderr
+        assert "tamper" not in quiet.stderr.lower() and "rolled back" not in quiet.stderr
+        assert "forked" not in quiet.stderr, quiet.stderr
+        assert synckit.outbox_chunks(phone) == before
+    finally:
+        server.stop()
+
+
+# --- Not a rollback: another server (another key) at the phone's address -------------------------
+
+
+def test_an_impostor_server_is_not_taken_for_a_rollback(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    phone = tmp_path / "phone"
+    synckit.register(phone, server.url)
+    source = tmp_path / "audio.bin"
+    source.write_bytes(os.urandom(4096))
+    assert synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096").returncode == 0
+    before = synckit.outbox_chunks(phone)
+    server.stop()
+    impostor = ServerProcess(tmp_path / "impostor", port=server.port).start()
+    try:
+        refused = synckit.cli(phone, "sync")
+    finally:
+        impostor.stop()
+    assert refused.returncode == 3, refused.stderr  # it cannot even log the device in
+    assert "rolled back" not in refused.stderr, refused.stderr
+    assert synckit.outbox_chunks(phone) == before  # nothing queued again for a stranger
