@@ -16,6 +16,15 @@ from tests.helpers import ServerProcess
 from tests.hostilekit import behind_hostile, huge_checkpoint, read_key, rewritten_log
 
 
+def _record(phone: Path, tmp_path: Path, chunks: int) -> str:
+    """`device record` of `chunks` random 4 KiB chunks; the new encounter's id."""
+    source = tmp_path / "audio.bin"
+    source.write_bytes(os.urandom(chunks * 4096))
+    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[0]
+
+
 def _online_backup(database: Path, target: Path) -> None:
     """docs/operations.md, "Backups": an online, consistent copy (sqlite3 .backup)."""
     with sqlite3.connect(database) as live, sqlite3.connect(target) as copy:
@@ -87,11 +96,7 @@ def test_resigned_same_size_fork_is_named_by_device_sync(tmp_path: Path) -> None
     server = ServerProcess(tmp_path / "data").start()
     phone = tmp_path / "phone"
     synckit.register(phone, server.url)
-    source = tmp_path / "audio.bin"
-    source.write_bytes(os.urandom(3 * 4096))
-    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
-    assert done.returncode == 0, done.stderr
-    encounter = done.stdout.strip().splitlines()[0]
+    encounter = _record(phone, tmp_path, chunks=3)
 
     def swap(leaves: list[bytes]) -> list[bytes]:
         return [leaves[1], leaves[0], *leaves[2:]]
@@ -154,11 +159,7 @@ def test_backup_from_before_the_encounter_is_rollback_to_size_zero(tmp_path: Pat
         synckit.register(phone, server.url)
         backup = tmp_path / "backup.sqlite3"
         _online_backup(server.data_dir / "safehold.sqlite3", backup)
-        source = tmp_path / "audio.bin"
-        source.write_bytes(os.urandom(2 * 4096))
-        done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
-        assert done.returncode == 0, done.stderr
-        encounter = done.stdout.strip().splitlines()[0]
+        encounter = _record(phone, tmp_path, chunks=2)
         total = len(synckit.outbox_chunks(phone))
 
         server = _restore(server, backup)
@@ -186,11 +187,7 @@ def test_larger_log_without_consistency_is_named_a_fork(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     phone = tmp_path / "phone"
     synckit.register(phone, server.url)
-    source = tmp_path / "audio.bin"
-    source.write_bytes(os.urandom(2 * 4096))
-    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
-    assert done.returncode == 0, done.stderr
-    encounter = done.stdout.strip().splitlines()[0]
+    encounter = _record(phone, tmp_path, chunks=2)
     total = len(synckit.outbox_chunks(phone))
 
     def rewrite(leaves: list[bytes]) -> list[bytes]:
@@ -218,11 +215,7 @@ def test_checkpoint_under_another_key_is_refused(tmp_path: Path) -> None:
     other.stop()
     phone = tmp_path / "phone"
     synckit.register(phone, server.url)
-    source = tmp_path / "audio.bin"
-    source.write_bytes(os.urandom(4096))
-    done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
-    assert done.returncode == 0, done.stderr
-    encounter = done.stdout.strip().splitlines()[0]
+    encounter = _record(phone, tmp_path, chunks=1)
     before = synckit.outbox_chunks(phone)
 
     rule = huge_checkpoint(read_key(other.data_dir / "server.key"), server.name, 5)
