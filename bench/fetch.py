@@ -39,7 +39,13 @@ from contactkit import Invitee, add_contact  # noqa: E402
 from helpers import Device, ServerProcess, registered_device  # noqa: E402
 
 from sync.api import ApiClient  # noqa: E402
-from sync.bundle import AGE_SUFFIX, DESCRIPTOR_SUFFIX, RECEIPT_SUFFIX, BundleWriter, chunk_path  # noqa: E402
+from sync.bundle.files import (  # noqa: E402
+    AGE_SUFFIX,
+    DESCRIPTOR_SUFFIX,
+    RECEIPT_SUFFIX,
+    BundleWriter,
+    chunk_path,
+)
 from sync.fetch import Reader, contact_reader, fetch_encounter, plan_fetch  # noqa: E402
 
 REQUEST_LINE = re.compile(r'"(?:\x1b\[[0-9;]*m)*(?:GET|PUT|POST) /v1/')  # any status's colours

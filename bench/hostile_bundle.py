@@ -27,8 +27,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from bundlekit import run_cli_measured, scenario, stored_zip_of_empty_files  # noqa: E402
 
-from sync.bundle import zip_bundle  # noqa: E402
-from sync.bundle_limits import MAX_FILES  # noqa: E402
+from sync.bundle.files import zip_bundle  # noqa: E402
+from sync.bundle.limits import MAX_FILES  # noqa: E402
 
 
 def bomb(bundle: Path, target: Path, mib: int) -> None:

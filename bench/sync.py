@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from crypto.signing import sign_raw  # noqa: E402
 from schemas.statements import register_statement  # noqa: E402
-from sync.account import client_for, device_login, register  # noqa: E402
 from sync.api import ApiClient  # noqa: E402
-from sync.receipts import ReceiptVerifier  # noqa: E402
-from sync.recorder import Recorder, RecordOptions, Sealer  # noqa: E402
-from sync.state import Settings, StateFolder  # noqa: E402
-from sync.uploader import Uploader  # noqa: E402
+from sync.device.account import client_for, device_login, register  # noqa: E402
+from sync.device.state import Settings, StateFolder  # noqa: E402
+from sync.upload.receipts import ReceiptVerifier  # noqa: E402
+from sync.upload.recorder import Recorder, RecordOptions, Sealer  # noqa: E402
+from sync.upload.uploader import Uploader  # noqa: E402
 
 
 def free_port() -> int:

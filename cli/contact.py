@@ -10,9 +10,9 @@ from cli.device import _timeout
 from cli.device_contacts import policy_text
 from cli.identity import load_identities
 from crypto import age
-from sync.contact_client import Notify, released_to_me
-from sync.contact_client import join as join_invitation
-from sync.contact_state import ContactState
+from sync.people.client import Notify, released_to_me
+from sync.people.client import join as join_invitation
+from sync.people.contact_state import ContactState
 
 
 def _recipient(identity_file: Path) -> str:

@@ -5,7 +5,7 @@ Tuning by environment (documented in docs/protocol.md, section client):
   SAFEHOLD_SYNC_PATIENCE  seconds without progress before giving up on a dead network (default 30)
   SAFEHOLD_SYNC_WORKERS   uploads at once (default 4)
 
-`record` and `sync` share one upload queue per state folder (sync/uplink.py); what they say
+`record` and `sync` share one upload queue per state folder (sync/upload/uplink.py); what they say
 about the network and the contacts is in cli/device_uplink.py.
 """
 
@@ -20,18 +20,18 @@ from typing import BinaryIO
 
 from cli.common import EXIT_NETWORK, EXIT_OK, CliError
 from cli.device_witnesses import require_witnesses
-from sync.account import client_for
-from sync.account import register as register_device
 from sync.api import ApiClient
+from sync.device.account import client_for
+from sync.device.account import register as register_device
+from sync.device.feed import follow_changes
+from sync.device.state import Settings, StateFolder
 from sync.errors import NetworkError, ServerRefusal, SyncError, UntrustedServer
-from sync.feed import follow_changes
-from sync.outbox import Outbox, SealedChunk
-from sync.receipts import ReceiptVerifier
-from sync.recorder import Recorder, RecordOptions, Sealer
-from sync.rollback import RollbackDetected, Tampering, check_logs
-from sync.state import Settings, StateFolder
-from sync.uplink import Outcome, OwnChunks, SharedUpload
-from sync.uploader import SyncReport, Uploader
+from sync.upload.outbox import Outbox, SealedChunk
+from sync.upload.receipts import ReceiptVerifier
+from sync.upload.recorder import Recorder, RecordOptions, Sealer
+from sync.upload.rollback import RollbackDetected, Tampering, check_logs
+from sync.upload.uplink import Outcome, OwnChunks, SharedUpload
+from sync.upload.uploader import SyncReport, Uploader
 
 
 def _env_float(name: str, default: float) -> float:
@@ -95,7 +95,7 @@ def _uploader(state: StateFolder, settings: Settings, outbox: Outbox, api: ApiCl
 
 
 def _check_logs(settings: Settings, outbox: Outbox, api: ApiClient) -> list[Tampering]:
-    """Rollback/fork check before uploading (sync/rollback.py); lost bodies are requeued."""
+    """Rollback/fork check before uploading (sync/upload/rollback.py); lost bodies are requeued."""
     return check_logs(outbox, settings.server_key, settings.server_name,
                       api.latest_checkpoint, api.consistency)
 
@@ -282,7 +282,7 @@ def sync(args: argparse.Namespace) -> int:
     feed = follow_changes(outbox, api)
     for encounter_id in feed.new_encounters:
         print(f"encounter {encounter_id} (recorded on another device)")
-    from sync.device_link import roster_upkeep  # the signed roster and contact set
+    from sync.device.link import roster_upkeep  # the signed roster and contact set
     from sync.safetext import safe_text
 
     added, outside = roster_upkeep(state, settings, api)

@@ -17,9 +17,10 @@ from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
 from cli.device import _registered, _timeout
 from crypto.errors import MalformedError
 from crypto.slot import check_encounter
-from sync.account import client_for
 from sync.api import ApiClient
-from sync.contacts import (
+from sync.device.account import client_for
+from sync.device.state import Settings, StateFolder
+from sync.people.owner import (
     ContactLine,
     change_contact,
     contact_book,
@@ -27,7 +28,6 @@ from sync.contacts import (
     refresh_contacts,
     revoke_contact,
 )
-from sync.state import Settings, StateFolder
 
 DEFAULT_NAME = "trusted contact"
 
@@ -51,7 +51,7 @@ def invite(args: argparse.Namespace) -> int:
     _policy_args(args.policy, args.check_in_minutes)
     state, settings = _registered(args)
     api = client_for(state, settings, _timeout())
-    from sync.roster import ensure_roster
+    from sync.device.roster import ensure_roster
 
     _roster, settings = ensure_roster(state, settings, api)  # the invitation names its devices
     name = args.name or DEFAULT_NAME
@@ -122,9 +122,9 @@ def contacts(args: argparse.Namespace) -> int:
 
 def _share_contacts(state: StateFolder, settings: Settings, api: ApiClient) -> None:
     """Publish the contacts this device seals to as the account's signed contact set, so the
-    other devices of the roster seal to them too (sync/contact_set.py)."""
-    from sync.contact_set import sync_contact_set
-    from sync.roster import ensure_roster
+    other devices of the roster seal to them too (sync/people/contact_set.py)."""
+    from sync.device.roster import ensure_roster
+    from sync.people.contact_set import sync_contact_set
 
     roster, settings = ensure_roster(state, settings, api)
     sync_contact_set(state, settings, api, roster)

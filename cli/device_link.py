@@ -1,5 +1,5 @@
 """`safehold device link` (on a device in the roster) and `safehold device add CODE` (on the new
-device): sync/device_link.py does the work; this prints what a person needs to see."""
+device): sync/device/link.py does the work; this prints what a person needs to see."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 from cli.common import EXIT_NETWORK, EXIT_OK
 from cli.device import _registered, _timeout
-from sync.account import client_for
-from sync.device_link import POLL_SECONDS, add_this_device, complete_links, start_link
-from sync.state import StateFolder
+from sync.device.account import client_for
+from sync.device.link import POLL_SECONDS, add_this_device, complete_links, start_link
+from sync.device.state import StateFolder
 
 
 def link(args: argparse.Namespace) -> int:

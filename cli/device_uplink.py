@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 from cli.common import CliError
 from sync.api import ApiClient
-from sync.outbox import Outbox
-from sync.reach import ContactCheck, pin_new_contacts
-from sync.state import StateFolder
-from sync.uplink import Status
+from sync.device.state import StateFolder
+from sync.people.reach import ContactCheck, pin_new_contacts
+from sync.upload.outbox import Outbox
+from sync.upload.uplink import Status
 
 DEFAULT_PATIENCE = 30.0
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from cli.common import EXIT_OK, EXIT_VERIFY, CliError
 from crypto.errors import MalformedError
 from sync.api import ApiClient
-from sync.outbox import Outbox
+from sync.device.state import Settings, StateFolder
 from sync.safetext import safe_text
-from sync.state import Settings, StateFolder
-from sync.witness_check import WitnessPolicy, check_latest, load_policy, save_policy
+from sync.upload.outbox import Outbox
+from sync.verifying.witnesses import WitnessPolicy, check_latest, load_policy, save_policy
 
 
 def witnesses(args: argparse.Namespace) -> int:

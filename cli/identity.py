@@ -18,8 +18,8 @@ from pathlib import Path
 
 from cli.common import EXIT_USAGE, EXIT_VERIFY, CliError
 from crypto import age
-from crypto.age_armor import BEGIN as ARMOR_BEGIN
-from crypto.age_format import VERSION_LINE
+from crypto.age.armor import BEGIN as ARMOR_BEGIN
+from crypto.age.format import VERSION_LINE
 from crypto.errors import CryptoError, NoIdentityMatched
 
 PASSPHRASE_ENV = "SAFEHOLD_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret

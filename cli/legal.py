@@ -20,7 +20,7 @@ from cli.identity import load_identities
 from crypto import age
 from crypto.errors import CryptoError, MalformedError
 from crypto.slot import check_encounter
-from sync.bundle import (
+from sync.bundle.files import (
     CHECKPOINT,
     MANIFEST,
     BundleError,
@@ -28,12 +28,12 @@ from sync.bundle import (
     BundleRefused,
     zip_bundle,
 )
-from sync.decrypt import verify_and_decrypt
-from sync.report import build_report, chunks_word, verification_text, write_report
-from sync.report_summary import known_names
+from sync.report.custody import build_report, chunks_word, verification_text, write_report
+from sync.report.summary import known_names
 from sync.safetext import safe_lines, safe_text
-from sync.verify import Verification, verify_bundle
-from sync.witness_check import WitnessPolicy, WitnessResult, check_note
+from sync.verifying.decrypt import verify_and_decrypt
+from sync.verifying.verify import Verification, verify_bundle
+from sync.verifying.witnesses import WitnessPolicy, WitnessResult, check_note
 from sync.workers import reuse_freed_buffers
 
 if TYPE_CHECKING:
@@ -198,14 +198,14 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
 def reader_for(state_dir: Path, encounter_id: str, rate_wait: RateWait | None = None) -> Reader:
     """Who is fetching, from the state folder: a trusted contact (`safehold contact join`)
     through the membership the encounter was released to, else the owner's device."""
-    from sync.contact_state import MEMBERSHIPS
+    from sync.people.contact_state import MEMBERSHIPS
 
     if (state_dir / MEMBERSHIPS).exists():
         return _contact_reader(state_dir, encounter_id, rate_wait)
-    from sync.account import client_for
+    from sync.device.account import client_for
+    from sync.device.roster import ensure_roster
+    from sync.device.state import StateFolder
     from sync.fetch import owner_reader
-    from sync.roster import ensure_roster
-    from sync.state import StateFolder
 
     state = StateFolder(state_dir)
     settings = state.require_registered()
@@ -216,10 +216,10 @@ def reader_for(state_dir: Path, encounter_id: str, rate_wait: RateWait | None = 
 
 
 def _contact_reader(state_dir: Path, encounter_id: str, rate_wait: RateWait | None) -> Reader:
-    from sync.contact_client import membership_for
-    from sync.contact_state import ContactState
+    from sync.device.roster import member_roster
     from sync.fetch import contact_reader
-    from sync.roster import member_roster
+    from sync.people.client import membership_for
+    from sync.people.contact_state import ContactState
 
     state = ContactState(state_dir)
     membership, api = membership_for(state, encounter_id, rate_wait=rate_wait)

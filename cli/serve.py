@@ -19,7 +19,7 @@ def serve(args: argparse.Namespace) -> int:
     from server.config import ConfigError, load_config
     from server.ops.logs import configure_logging, log_format
     from server.ops.startup import StartupError, check_database
-    from server.serverkey import ServerKeyError
+    from server.tlog.serverkey import ServerKeyError
 
     os.environ.setdefault("SAFEHOLD_PUBLIC_URL", _public_url(args.host, args.port))
     configure_logging(log_format(os.environ))
@@ -42,8 +42,8 @@ def serve(args: argparse.Namespace) -> int:
 def migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the server's database (the Procfile's release step)."""
     from server.config import ConfigError, load_config
-    from server.metadata import Store
     from server.ops.startup import StartupError, check_database
+    from server.store.metadata import Store
 
     try:
         config = load_config(os.environ)

@@ -23,7 +23,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from crypto.age_keys import hkdf_sha256
+from crypto.age.keys import hkdf_sha256
 from crypto.errors import MalformedError
 
 LINK_TAG = "safehold.link-device/v1"

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from crypto.age import validate_recipient
-from crypto.age_keys import hkdf_sha256
+from crypto.age.keys import hkdf_sha256
 from crypto.descriptor import check_time
 from crypto.errors import AuthenticationError, MalformedError
 from crypto.safety import safety_number

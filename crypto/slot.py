@@ -1,6 +1,6 @@
 """A chunk's place in an encounter, and the validators for its parts.
 
-Shared by crypto/age.py (the `safehold-slot` stanza) and crypto/descriptor.py (the signed
+Shared by crypto/age/__init__.py (the `safehold-slot` stanza) and crypto/descriptor.py (the signed
 descriptor), so both refuse exactly the same malformed values.
 """
 

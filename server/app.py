@@ -13,19 +13,19 @@ from flask_smorest import Api
 from schemas.common import ErrorEnvelopeSchema, Rfc3339
 from server.api import register_api
 from server.api.common import CanonicalIntConverter, StreamConverter, UuidConverter
-from server.blobstore import make_blob_store
+from server.blobs.store import make_blob_store
 from server.config import complete_config, load_config
 from server.context import Services
-from server.docs_page import DOCS_CONFIG, register_docs
 from server.errors import ApiError, register_error_handlers
+from server.identity.ratelimit import RateLimiter
 from server.json_depth import refuse_deep_json
-from server.metadata import Store
 from server.ops import observe
 from server.ops.logs import LOG_FORMAT_ENV, RequestIdFilter, make_formatter
-from server.pages import register_pages
-from server.ratelimit import RateLimiter
-from server.serverkey import describe, load_or_create_server_key
-from server.web_pages import register_web_pages
+from server.store.metadata import Store
+from server.tlog.serverkey import describe, load_or_create_server_key
+from server.web.browser import register_web_pages
+from server.web.docs import DOCS_CONFIG, register_docs
+from server.web.landing import register_pages
 
 log = logging.getLogger("safehold.server")
 MAX_JSON_BODY = 64 * 1024

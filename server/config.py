@@ -23,12 +23,12 @@ _INTEGERS: dict[str, tuple[str, int]] = {
     "MAX_CHUNK_BYTES": ("SAFEHOLD_MAX_CHUNK_BYTES", 4 * MIB),
     "MAX_STREAMS": ("SAFEHOLD_MAX_STREAMS", 8),
     "RATE_PER_MINUTE": ("SAFEHOLD_RATE_PER_MINUTE", 600),
-    # 401s (no token, bad token, failed login) per client address; see server/auth.py
+    # 401s (no token, bad token, failed login) per client address; see server/identity/auth.py
     "AUTH_FAILURES_PER_MINUTE": ("SAFEHOLD_AUTH_FAILURES_PER_MINUTE", 30),
     "TOKEN_TTL_SECONDS": ("SAFEHOLD_TOKEN_TTL_SECONDS", 3600),
     "CHALLENGE_TTL_SECONDS": ("SAFEHOLD_CHALLENGE_TTL_SECONDS", 120),
     "INVITATION_TTL_SECONDS": ("SAFEHOLD_INVITATION_TTL_SECONDS", 900),
-    # notifications and deletion (server/worker.py, server/deletion.py)
+    # notifications and deletion (server/worker.py, server/evidence/deletion.py)
     "SMTP_PORT": ("SAFEHOLD_SMTP_PORT", 25),
     "WORKER_INTERVAL": ("SAFEHOLD_WORKER_INTERVAL", 5),
     "DELETION_DELAY_SECONDS": ("SAFEHOLD_DELETION_DELAY_SECONDS", 72 * 3600),
@@ -36,7 +36,7 @@ _INTEGERS: dict[str, tuple[str, int]] = {
     "NOTIFY_RETRY_MAX_SECONDS": ("SAFEHOLD_NOTIFY_RETRY_MAX_SECONDS", 3600),
     "NOTIFY_MAX_ATTEMPTS": ("SAFEHOLD_NOTIFY_MAX_ATTEMPTS", 30),
     "NOTIFY_LEASE_SECONDS": ("SAFEHOLD_NOTIFY_LEASE_SECONDS", 120),
-    # witnesses (server/witnesses.py): per-request timeout, and the pause after a failure
+    # witnesses (server/tlog/witnesses.py): per-request timeout, and the pause after a failure
     "WITNESS_TIMEOUT_SECONDS": ("SAFEHOLD_WITNESS_TIMEOUT_SECONDS", 2),
     "WITNESS_RETRY_SECONDS": ("SAFEHOLD_WITNESS_RETRY_SECONDS", 30),
 }

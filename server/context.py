@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import current_app
 
-from server.blobstore import BlobStore
-from server.metadata import Store
-from server.ratelimit import RateLimiter
+from server.blobs.store import BlobStore
+from server.identity.ratelimit import RateLimiter
+from server.store.metadata import Store
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Services:
     server_key: str  # verifier key
     fingerprint: str
     limiter: RateLimiter
-    # 401s per client address (server/auth.py); its own bucket so failures never eat the
+    # 401s per client address (server/identity/auth.py); its own bucket so failures never eat the
     # budget of the devices behind the same address.
     auth_failures: RateLimiter = field(default_factory=lambda: RateLimiter(30))
 

@@ -92,8 +92,8 @@ def on_starting(server: Any) -> None:
     _clear_metrics_dir()
     if getattr(server.app, "app_uri", None) != SAFEHOLD_APP:
         return  # the same settings serving another app (bench/ingest.py's baseline)
-    from server.blobstore import make_blob_store
-    from server.blobstore_local import LocalBlobStore
+    from server.blobs.local import LocalBlobStore
+    from server.blobs.store import make_blob_store
     from server.ops.startup import StartupError, production_checks
 
     try:

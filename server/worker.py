@@ -29,18 +29,18 @@ from typing import Any
 
 import requests
 
-from server.auth import iso
-from server.blobstore import BlobStore, make_blob_store
-from server.delivery import (
+from server.blobs.store import BlobStore, make_blob_store
+from server.identity.auth import iso
+from server.store.metadata import Store
+from server.store.notify import ContactChannels, Delivery, Notification
+from server.trust.delivery import (
     DeliveryFailed,
     MailSettings,
     email_message,
     send_email,
     send_webhook,
 )
-from server.metadata import Store
-from server.metadata_notify import ContactChannels, Delivery, Notification
-from server.notify import encode_body, message_body
+from server.trust.notify import encode_body, message_body
 
 log = logging.getLogger("safehold.worker")
 BATCH = 50
@@ -183,14 +183,14 @@ class Worker:
 
 
 def release_passed_check_ins(store: Store, now: float) -> int:
-    from server.release import notify_passed_check_ins  # the release rules live there
+    from server.trust.release import notify_passed_check_ins  # the release rules live there
 
     with store.write() as tx:
         return notify_passed_check_ins(tx, now)
 
 
 def carry_out_due_deletions(store: Store, blobs: BlobStore, now: float) -> int:
-    from server.deletion import carry_out_due
+    from server.evidence.deletion import carry_out_due
 
     return carry_out_due(store, blobs, now)
 

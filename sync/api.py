@@ -5,7 +5,7 @@ Failures come out as two kinds a caller can act on:
   the request may or may not have reached the server, so only idempotent requests are retried.
 - ServerRefusal: the server answered with its JSON error envelope (status, stable code, message).
 
-Login is a signed challenge (sync/account.py makes the signature); the client logs in on first use
+Login is a signed challenge (device/account.py signs); the client logs in on first use
 and again, once, when the server says the token is no longer valid.
 """
 
@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from sync.errors import NetworkError, OverLimit, ServerRefusal, StateError
-from sync.pacing import PacedBody, low_latency_session
+from sync.upload.pacing import PacedBody, low_latency_session
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 # 401 codes after which logging in again may help.

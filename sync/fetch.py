@@ -31,7 +31,7 @@ from typing import Any
 from crypto.roster import Roster
 from crypto.signing import key_fingerprint
 from sync.api import ApiClient, RateWait
-from sync.bundle import (
+from sync.bundle.files import (
     AGE_SUFFIX,
     DESCRIPTOR_SUFFIX,
     RECEIPT_SUFFIX,
@@ -39,12 +39,12 @@ from sync.bundle import (
     chunk_path,
 )
 from sync.errors import ServerRefusal, StateError
-from sync.fetch_destination import fetch_destination_problem
+from sync.fetching.destination import fetch_destination_problem
 from sync.fetching.download import Progress, Target, complete, download_pack, download_rest
 from sync.fetching.plan import Plan, PlannedChunk, Reader, plan_fetch, trusted_server
 from sync.fetching.proofs import consistency_proof
 from sync.fetching.receipts import fetch_receipts
-from sync.outbox import now_rfc3339
+from sync.upload.outbox import now_rfc3339
 
 __all__ = ["Plan", "Reader", "FetchResult", "fetch_encounter", "owner_reader", "contact_reader",
            "plan_fetch", "trusted_server"]
@@ -227,7 +227,7 @@ def _roster_reader(api: ApiClient, server_url: str, server_key: str,
 def owner_reader(api: ApiClient, server_url: str, server_key: str, device_id: str,
                  roster: Callable[[], Roster]) -> Reader:
     """The owner's device: trusts the server key pinned at registration and the devices of
-    the account's roster, verified from the genesis this device pinned (sync/roster.py); a
+    the account's roster, verified from the genesis this device pinned (sync/device/roster.py); a
     device the server lists outside the roster is trusted by nobody."""
     return _roster_reader(api, server_url, server_key, roster, {"kind": "device", "id": device_id})
 
@@ -236,6 +236,6 @@ def contact_reader(api: ApiClient, server_url: str, server_key: str, contact_id:
                    roster: Callable[[], Roster]) -> Reader:
     """A trusted contact: the same reads once released, its own login, the server key it
     pinned when it joined, and the owner's roster, which must begin with exactly the device
-    keys the invitation proved (sync/roster.py contact_roster)."""
+    keys the invitation proved (sync/device/roster.py contact_roster)."""
     return _roster_reader(api, server_url, server_key, roster,
                           {"kind": "contact", "id": contact_id})

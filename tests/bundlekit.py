@@ -31,7 +31,7 @@ from crypto.merkle import consistency_proof, inclusion_proof, leaf_hash, root_ha
 from crypto.roster import genesis_statement, sign_statement
 from crypto.signing import generate_signing_key, verifier_key
 from crypto.slot import Slot
-from sync.bundle import BundleWriter
+from sync.bundle.files import BundleWriter
 
 SERVER_NAME = "127.0.0.1:8765"
 T0 = datetime(2026, 11, 28, 3, 30, 0, tzinfo=UTC)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from crypto.errors import CryptoError
-from sync.account import device_login
 from sync.api import ApiClient, unb64
-from sync.outbox import ChunkKey, Outbox
-from sync.state import StateFolder
+from sync.device.account import device_login
+from sync.device.state import StateFolder
+from sync.upload.outbox import ChunkKey, Outbox
 from tests.helpers import PYTHON, ROOT, verify_receipt
 
 # Tests must not wait 30 s for a dead network to be declared dead.

@@ -17,7 +17,7 @@ import pytest
 from age_tty import run_with_tty
 
 from crypto import age
-from crypto.age_stream import CHUNK
+from crypto.age.stream import CHUNK
 
 SEED = 20261128
 _rand = random.Random(SEED)

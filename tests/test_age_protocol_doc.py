@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from crypto import age, bech32
+from crypto import age
+from crypto.age import bech32
 from crypto.errors import HeaderMacError, MalformedError
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"

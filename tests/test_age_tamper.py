@@ -11,7 +11,7 @@ import random
 import pytest
 
 from crypto import age
-from crypto.age_stream import CHUNK, SEALED_CHUNK
+from crypto.age.stream import CHUNK, SEALED_CHUNK
 from crypto.errors import (
     AuthenticationError,
     CryptoError,

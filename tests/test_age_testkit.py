@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from crypto import age
-from crypto.age_armor import ArmorDecoder
-from crypto.age_format import encode_header_without_mac, mac_line_suffix, parse_header
-from crypto.age_stream import NONCE_BYTES, payload_key, seal_payload
+from crypto.age.armor import ArmorDecoder
+from crypto.age.format import encode_header_without_mac, mac_line_suffix, parse_header
+from crypto.age.stream import NONCE_BYTES, payload_key, seal_payload
 from crypto.errors import (
     ArmorError,
     CryptoError,

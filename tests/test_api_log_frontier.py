@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from crypto.merkle import inclusion_proof, leaf_hash, root_hash, verify_inclusion
-from server.log_frontier import Frontier
+from server.tlog.frontier import Frontier
 
 
 def test_frontier_matches_full_recomputation_for_every_size_up_to_300() -> None:

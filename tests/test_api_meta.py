@@ -12,7 +12,7 @@ import requests
 from helpers import PYTHON, ROOT, ServerProcess, error_of
 
 from crypto.signing import key_fingerprint, key_name, public_key_bytes
-from server.metadata_schema import MIGRATIONS
+from server.store.schema import MIGRATIONS
 
 
 def test_server_describes_itself_with_its_key_and_limits(live_server: ServerProcess) -> None:

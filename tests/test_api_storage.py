@@ -6,8 +6,8 @@ import hashlib
 
 from helpers import ServerProcess, error_of, evidence, registered_device, verify_receipt
 
-from server.blobstore import chunk_key
-from server.blobstore_local import LocalBlobStore
+from server.blobs.local import LocalBlobStore
+from server.blobs.store import chunk_key
 
 
 def test_retry_after_crash_between_blob_and_metadata_completes(make_server) -> None:

@@ -18,7 +18,7 @@ import requests
 from botocore.config import Config
 from moto_s3 import moto_endpoint, new_bucket  # noqa: F401 - a fixture
 
-from server.blobstore import (
+from server.blobs.store import (
     BlobConflict,
     BlobDigestMismatch,
     BlobMissing,

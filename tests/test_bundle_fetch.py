@@ -21,7 +21,7 @@ from pathlib import Path
 from bundlekit import run_cli
 
 from crypto.signing import generate_signing_key, key_fingerprint, verifier_key
-from sync.bundle import FETCHING
+from sync.bundle.files import FETCHING
 from sync.errors import ServerRefusal
 from tests.synckit import api_for, cli, cli_popen, register, wait_until
 

@@ -11,8 +11,8 @@ from bundlekit import scenario
 
 from crypto import age
 from crypto.age import read_header
-from sync.bundle import BundleError, BundleReader, chunk_path, parse_chunk_name, zip_bundle
-from sync.verify_chunks import plaintext_size
+from sync.bundle.files import BundleError, BundleReader, chunk_path, parse_chunk_name, zip_bundle
+from sync.verifying.chunks import plaintext_size
 
 
 def test_chunk_names_have_one_spelling_per_seq() -> None:

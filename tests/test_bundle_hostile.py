@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from bundlekit import Scenario, run_cli, run_cli_measured, scenario, stored_zip_of_empty_files
 
-from sync.bundle import BundleError, BundleReader, zip_bundle
-from sync.bundle_limits import JSONL_BASE, MAX_FILES, MAX_LINE, MAX_MANIFEST
+from sync.bundle.files import BundleError, BundleReader, zip_bundle
+from sync.bundle.limits import JSONL_BASE, MAX_FILES, MAX_LINE, MAX_MANIFEST
 
 MIB = 1 << 20
 RSS_BOUND = 150 * MIB  # a sound small bundle verifies in well under this (see the first test)

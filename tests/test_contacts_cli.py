@@ -18,8 +18,8 @@ from helpers import PYTHON, ROOT, ServerProcess
 
 from crypto import age
 from crypto.errors import NoIdentityMatched
-from sync.contact_client import contact_client
-from sync.contact_state import ContactState
+from sync.people.client import contact_client
+from sync.people.contact_state import ContactState
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -135,9 +135,9 @@ def test_a_code_beginning_with_a_dash_and_pasted_with_spaces_joins(live_server: 
     import time
 
     from crypto.invitation import InvitationCode
-    from sync.account import client_for
-    from sync.contacts import contact_book, make_invitation
-    from sync.state import StateFolder
+    from sync.device.account import client_for
+    from sync.device.state import StateFolder
+    from sync.people.owner import contact_book, make_invitation
 
     phone, mom = tmp_path / "phone", tmp_path / "mom"
     assert safehold("device", "register", "--server", live_server.url,

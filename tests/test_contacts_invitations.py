@@ -25,12 +25,12 @@ from crypto.invitation import (
     verify_owner_proof,
 )
 from crypto.signing import generate_signing_key, verifier_key
-from sync.account import client_for, register
-from sync.contact_client import join
-from sync.contact_state import ContactState
-from sync.contacts import contact_book, make_invitation, refresh_contacts
+from sync.device.account import client_for, register
+from sync.device.state import StateFolder
 from sync.errors import UntrustedServer
-from sync.state import StateFolder
+from sync.people.client import join
+from sync.people.contact_state import ContactState
+from sync.people.owner import contact_book, make_invitation, refresh_contacts
 
 
 def server_db(server: ServerProcess) -> sqlite3.Connection:

@@ -195,7 +195,7 @@ def test_an_altered_bundle_is_not_decrypted(sound: Scenario, tmp_path: Path) -> 
 
 def test_a_zipped_bundle_decrypts_the_same(sound: Scenario, decrypted: Path,
                                            tmp_path: Path) -> None:
-    from sync.bundle import zip_bundle
+    from sync.bundle.files import zip_bundle
 
     archive = tmp_path / "bundle.zip"
     zip_bundle(sound.bundle, archive)

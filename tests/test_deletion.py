@@ -16,7 +16,7 @@ from helpers import Device, chunk_path, error_of, evidence, registered_device
 from notifykit import AppServer, WebhookReceiver
 
 from crypto.checkpoint import open_checkpoint
-from server.blobstore import LocalBlobStore, chunk_key
+from server.blobs.store import LocalBlobStore, chunk_key
 from server.config import complete_config
 
 HOUR = 3600.0

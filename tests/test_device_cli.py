@@ -7,8 +7,8 @@ import stat
 from pathlib import Path
 
 from crypto import age
-from sync.outbox import ChunkKey, Outbox
-from sync.state import StateFolder
+from sync.device.state import StateFolder
+from sync.upload.outbox import ChunkKey, Outbox
 from tests.synckit import cli, outbox_chunks, register, states
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from fetchkit import household, log_offset, record, requests_since, safehold
 
-from sync.contact_client import contact_client
-from sync.contact_state import ContactState
 from sync.errors import ServerRefusal
+from sync.people.client import contact_client
+from sync.people.contact_state import ContactState
 from tests.synckit import api_for
 
 CHUNK = 1024

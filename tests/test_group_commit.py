@@ -1,4 +1,4 @@
-"""Uploads of one process share write transactions (server/group_commit.py), on real SQLite.
+"""Uploads of one process share write transactions (server/store/group_commit.py), on real SQLite.
 
 While another process (here: a second Store on the same file) holds the writer lock, jobs of
 several threads queue up and are then committed together. Each job's refusal must undo only that
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from server.errors import ApiError
-from server.metadata import Store, Tx
+from server.store.metadata import Store, Tx
 
 ACCOUNT = "0b9c3c43-7a4c-4f73-9b3a-3d86b5f3a0a1"
 

@@ -16,9 +16,9 @@ from contactkit import Invitee, add_contact, rfc3339
 from helpers import Device, error_of, registered_device
 from notifykit import AppServer
 
-from server.metadata_contacts import Contact, Mark
-from server.metadata_encounters import Encounter
-from server.release import notify_passed_check_ins, release_of, released
+from server.store.contacts import Contact, Mark
+from server.store.encounters import Encounter
+from server.trust.release import notify_passed_check_ins, release_of, released
 
 T0 = datetime(2026, 11, 28, 3, 30, tzinfo=UTC)
 MS = timedelta(milliseconds=1)

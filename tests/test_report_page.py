@@ -17,7 +17,7 @@ from pathlib import Path
 from browserkit import chromium, colours, hex_rgb, screenshot
 from bundlekit import run_cli, scenario
 
-from sync.media_types import sniff
+from sync.report.media_types import sniff
 from tests.synckit import cli, register
 
 NEW_YORK = {"TZ": "America/New_York"}

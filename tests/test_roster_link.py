@@ -154,7 +154,7 @@ def test_a_contact_refuses_a_roster_rolled_back_below_what_it_saw(live_server,
 
 
 def sealed_to(state: Path) -> list[str]:
-    from sync.outbox import Outbox
+    from sync.upload.outbox import Outbox
 
     outbox = Outbox(state / "outbox.db")
     try:

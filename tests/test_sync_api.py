@@ -11,7 +11,7 @@ import pytest
 
 from sync.api import ApiClient
 from sync.errors import NetworkError, ServerRefusal
-from sync.uploader import Backoff
+from sync.upload.uploader import Backoff
 
 
 def one_shot_server(response: bytes) -> Iterator[str]:

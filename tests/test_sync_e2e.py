@@ -6,8 +6,8 @@ import os
 import uuid
 from pathlib import Path
 
-from sync.outbox import Outbox
-from sync.state import StateFolder
+from sync.device.state import StateFolder
+from sync.upload.outbox import Outbox
 from tests.helpers import ServerProcess
 from tests.synckit import audit, cli, cli_popen, outbox_chunks, register, states
 

@@ -17,8 +17,8 @@ from crypto.checkpoint import Checkpoint, encounter_origin, sign_checkpoint
 from crypto.merkle import consistency_proof, inclusion_proof, leaf_hash, root_hash
 from crypto.signing import generate_signing_key, verifier_key
 from sync.errors import UntrustedServer
-from sync.outbox import ChunkKey, Outbox
-from sync.receipts import ReceiptVerifier
+from sync.upload.outbox import ChunkKey, Outbox
+from sync.upload.receipts import ReceiptVerifier
 
 SERVER_NAME = "127.0.0.1:8443"
 

@@ -15,8 +15,8 @@ from crypto import age
 from crypto.descriptor import verify_descriptor
 from crypto.signing import generate_signing_key, verifier_key
 from sync.errors import StateError
-from sync.outbox import ChunkKey, Outbox
-from sync.recorder import Recorder, RecordOptions, Sealer, read_chunks
+from sync.upload.outbox import ChunkKey, Outbox
+from sync.upload.recorder import Recorder, RecordOptions, Sealer, read_chunks
 
 
 @pytest.fixture

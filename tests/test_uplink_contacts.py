@@ -16,7 +16,7 @@ from helpers import PYTHON, ROOT
 
 from crypto import age
 from crypto.errors import NoIdentityMatched
-from sync.outbox import ChunkKey, Outbox
+from sync.upload.outbox import ChunkKey, Outbox
 from tests.synckit import cli, register
 
 

@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from sync.uplink import holder_pid
+from sync.upload.uplink import holder_pid
 from tests.helpers import ServerProcess, free_port
 from tests.shapedlink import shaped
 from tests.synckit import audit, cli, cli_popen, outbox_chunks, register, states, wait_until

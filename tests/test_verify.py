@@ -16,8 +16,8 @@ import pytest
 from bundlekit import Scenario, run_cli, scenario
 
 from crypto.signing import key_fingerprint
-from sync.bundle import BundleReader, zip_bundle
-from sync.verify import verify_bundle
+from sync.bundle.files import BundleReader, zip_bundle
+from sync.verifying.verify import verify_bundle
 
 LOG = [b'{"event": "start"}', b'{"event": "badge", "number": "4711"}', b'{"event": "stop"}']
 

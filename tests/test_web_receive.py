@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, Locator, Page, Route, expect
 from synckit import api_for, cli, cli_popen, client_env, register, wait_until
 from webkit import PASSPHRASE, join_on_page, launch, new_page
 
-from crypto.age_keys import load_identity
+from crypto.age.keys import load_identity
 from sync.errors import ServerRefusal
 
 

@@ -19,10 +19,10 @@ from schemas.accounts import (
     TokenRequestSchema,
     TokenResponseSchema,
 )
-from server import accounts, auth
 from server.api.common import caller, device_endpoint, public_endpoint, refusals
 from server.context import services
 from server.errors import not_found
+from server.identity import accounts, auth
 
 blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Accounts, devices, login")
 

@@ -7,9 +7,9 @@
   of one stream, one age file after the other in seq order. Each chunk's size is in its signed
   descriptor, so the reader splits the pack and checks every SHA-256 itself.
 
-Who may read is decided exactly as for the single reads (server/access.py), and a trusted
+Who may read is decided exactly as for the single reads (server/trust/access.py), and a trusted
 contact's batch read is logged like a single read: one access leaf per request, naming the
-stream and the seqs it served (`descriptor S/A-B`, `chunk S/A-B`) — server/access_log.py. So a
+stream and the seqs it served (`descriptor S/A-B`, `chunk S/A-B`) — server/trust/access_log.py. So a
 contact's reads grow the log no faster than before batching, however much each one serves.
 """
 
@@ -30,14 +30,14 @@ from schemas.batch import (
     ReceiptsQuerySchema,
 )
 from schemas.common import SEQ_MAX
-from server.access import readable_encounter
-from server.access_log import note_batch_read
 from server.api.chunks import receipt_body
 from server.api.common import caller, reader_endpoint, refusals
-from server.blobstore import BlobStore
+from server.blobs.store import BlobStore
 from server.context import services
 from server.errors import ApiError, not_found
-from server.metadata_encounters import ChunkRecord
+from server.store.encounters import ChunkRecord
+from server.trust.access import readable_encounter
+from server.trust.access_log import note_batch_read
 
 blp = Blueprint("batch", __name__, url_prefix="/v1/encounters/<uuid_lower:encounter_id>",
                 description="Batch reads: many receipts or chunks per request")

@@ -11,10 +11,10 @@ from flask_smorest import Blueprint
 
 from schemas.changes import ChangesQuerySchema, ChangesResponseSchema
 from server.api.common import caller, reader_endpoint, refusals
-from server.auth import CONTACT
-from server.contact_reads import contact_changes
 from server.context import services
 from server.errors import ApiError
+from server.identity.auth import CONTACT
+from server.trust.contact_reads import contact_changes
 
 blp = Blueprint("changes", __name__, url_prefix="/v1", description="Changes feed")
 

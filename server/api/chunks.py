@@ -15,15 +15,15 @@ from schemas.chunks import (
     ReceiptSchema,
     ReceiptWithDescriptorSchema,
 )
-from server.access import readable_encounter
 from server.api.common import caller, device_endpoint, reader_endpoint, refusals
-from server.blobstore import BlobMissing
-from server.chunk_reads import chunk_response
+from server.blobs.store import BlobMissing
 from server.context import services
 from server.errors import ApiError, not_found
-from server.metadata_encounters import ChunkRecord
-from server.uploads import upload_chunk
-from server.witnesses import cosigned_note
+from server.evidence.chunk_reads import chunk_response
+from server.evidence.uploads import upload_chunk
+from server.store.encounters import ChunkRecord
+from server.tlog.witnesses import cosigned_note
+from server.trust.access import readable_encounter
 
 blp = Blueprint("chunks", __name__, url_prefix="/v1", description="Chunks and receipts")
 

@@ -12,9 +12,9 @@ from flask_smorest import Blueprint
 from werkzeug.routing import BaseConverter, IntegerConverter
 
 from schemas.common import STREAM_PATTERN, UUID_PATTERN
-from server.auth import CONTACT, Caller, authenticate, enforce_anonymous_rate_limit
 from server.context import services
 from server.errors import ApiError, NonCanonicalNumber
+from server.identity.auth import CONTACT, Caller, authenticate, enforce_anonymous_rate_limit
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -76,7 +76,7 @@ def device_endpoint(blp: Blueprint) -> Callable[[F], F]:
 
 def reader_endpoint(blp: Blueprint) -> Callable[[F], F]:
     """A device's or a trusted contact's token; what a contact may read is then decided by
-    server/access.py (release policies), per encounter."""
+    server/trust/access.py (release policies), per encounter."""
     return _authenticated(blp, "reader")
 
 

@@ -23,9 +23,6 @@ from schemas.contacts import (
     MarkResponseSchema,
     ReleasedListSchema,
 )
-from server import contacts
-from server.access import writable_encounter
-from server.access_log import record_contact_read
 from server.api.common import (
     caller,
     contact_endpoint,
@@ -33,11 +30,14 @@ from server.api.common import (
     public_endpoint,
     refusals,
 )
-from server.contact_reads import released_list
 from server.context import services
 from server.errors import not_found
-from server.marks import add_mark
-from server.metadata_contacts import ALERT, SAFE, ContactInvitation
+from server.store.contacts import ALERT, SAFE, ContactInvitation
+from server.trust import contacts
+from server.trust.access import writable_encounter
+from server.trust.access_log import record_contact_read
+from server.trust.contact_reads import released_list
+from server.trust.marks import add_mark
 
 blp = Blueprint("contacts", __name__, url_prefix="/v1", description="Trusted contacts")
 blp.after_app_request(record_contact_read)

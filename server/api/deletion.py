@@ -8,9 +8,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from schemas.deletion import DeletionSchema
-from server import deletion
 from server.api.common import caller, contact_endpoint, device_endpoint, reader_endpoint, refusals
 from server.context import services
+from server.evidence import deletion
 
 blp = Blueprint("deletion", __name__, url_prefix="/v1/encounters",
                 description="Delayed, holdable deletion")

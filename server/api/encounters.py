@@ -13,13 +13,13 @@ from schemas.encounters import (
     EncounterPutSchema,
     EncounterSchema,
 )
-from server.access import readable_encounter
 from server.api.common import caller, device_endpoint, reader_endpoint, refusals
 from server.context import services
-from server.deletion import open_deletion_view
-from server.encounters import log_origin, put_encounter
-from server.metadata import Tx
-from server.metadata_encounters import Encounter
+from server.evidence.deletion import open_deletion_view
+from server.evidence.encounters import log_origin, put_encounter
+from server.store.encounters import Encounter
+from server.store.metadata import Tx
+from server.trust.access import readable_encounter
 
 blp = Blueprint("encounters", __name__, url_prefix="/v1", description="Encounters")
 

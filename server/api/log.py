@@ -17,10 +17,11 @@ from schemas.log import (
     LeavesQuerySchema,
     LeavesResponseSchema,
 )
-from server import logs, witnesses
-from server.access import readable_encounter
 from server.api.common import caller, reader_endpoint, refusals
 from server.context import services
+from server.tlog import reads as logs
+from server.tlog import witnesses
+from server.trust.access import readable_encounter
 
 blp = Blueprint("log", __name__, url_prefix="/v1/encounters/<uuid_lower:encounter_id>/log",
                 description="Each encounter's Merkle log")

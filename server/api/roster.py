@@ -16,9 +16,9 @@ from schemas.roster import (
     RosterStatementRequestSchema,
     RosterStatementResponseSchema,
 )
-from server import roster, roster_contacts
 from server.api.common import caller, device_endpoint, reader_endpoint, refusals
 from server.context import services
+from server.identity import roster, roster_contacts
 
 blp = Blueprint("roster", __name__, url_prefix="/v1", description="Device roster")
 

@@ -15,7 +15,7 @@ KiB and no thread, until its request is complete:
 
 Why not gunicorn's plain gevent worker: it monkey-patches threading and sockets, so the app
 would run on greenlets, and its blocking calls (fsync, SQLite commits, the cross-process writer
-flock) would stall the whole process one at a time; the group commit (server/group_commit.py)
+flock) would stall the whole process one at a time; the group commit (server/store/group_commit.py)
 would lose the concurrent threads it batches. Nothing is monkey-patched here: the app keeps
 the same real threads, locks and sockets it has under gthread.
 """

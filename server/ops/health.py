@@ -23,12 +23,12 @@ from flask_smorest import Blueprint
 
 from schemas.health import HealthSchema, ReadySchema
 from server.api.common import refusals
-from server.blobstore_local import LocalBlobStore
+from server.blobs.local import LocalBlobStore
 from server.context import Services, services
 from server.errors import ApiError
-from server.metadata_schema import MIGRATIONS
 from server.ops.faults import database_damaged, storage_fault
 from server.ops.metrics import CONTENT_TYPE, render
+from server.store.schema import MIGRATIONS
 
 blp = Blueprint("health", __name__, url_prefix="", description="Health and metrics")
 log = logging.getLogger("safehold.server")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from server.config import ConfigError, load_config
-from server.serverkey import ServerKeyError, load_or_create_server_key
+from server.tlog.serverkey import ServerKeyError, load_or_create_server_key
 
 
 class StartupError(RuntimeError):

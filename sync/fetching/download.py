@@ -18,7 +18,7 @@ from typing import IO
 
 from crypto.descriptor import ChunkDescriptor
 from sync.api import ApiClient
-from sync.bundle import file_digest
+from sync.bundle.files import file_digest
 from sync.errors import OverLimit, UntrustedServer
 
 RANGE_BYTES = 1 << 20  # a partial chunk continues in ranges of 1 MiB

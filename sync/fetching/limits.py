@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sync.bundle_limits import MAX_CHUNK_FILE
+from sync.bundle.limits import MAX_CHUNK_FILE
 
 MIB = 1024 * 1024
 # No chunk limit a server advertises is believed beyond the largest chunk file a bundle may hold

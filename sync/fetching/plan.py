@@ -45,7 +45,7 @@ class Reader:
     pinned_server_key: str | None  # pinned at registration or join; None: trust on first use
     device_keys: Callable[[], list[dict[str, str]]]  # the recording account's device keys
     who: dict[str, str]  # {"kind": "device" | "contact", "id": ...}, recorded in the manifest
-    # The account's verified device roster (sync/roster.py), carried in the manifest so verify
+    # The account's verified device roster (device/roster.py), carried in the manifest so verify
     # checks the chain; device_keys are exactly its devices.
     roster_notes: Callable[[], Sequence[str]] = lambda: []
 

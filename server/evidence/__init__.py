@@ -1,0 +1,1 @@
+"""The evidence itself: encounters, taking and serving chunks, and deleting an encounter."""

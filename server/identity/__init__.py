@@ -1,0 +1,1 @@
+"""Who a caller is: accounts, devices and their signed roster, login, tokens and rate limits."""

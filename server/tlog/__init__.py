@@ -1,0 +1,1 @@
+"""Each encounter's transparency log: appends, checkpoints, proofs, witness cosignatures."""

@@ -1,0 +1,1 @@
+"""Trusted contacts: invitations, release policies, who may read what, access log, notifications."""

@@ -1,0 +1,1 @@
+"""The bundle: an encounter's evidence as files, and the limits a bundle must keep."""

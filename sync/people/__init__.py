@@ -1,0 +1,1 @@
+"""Trusted contacts, from both sides: the owner's invitations and pins, and a contact's state."""

@@ -1,0 +1,1 @@
+"""The chain-of-custody report: report.json, report.html, its timeline and report.pdf."""
