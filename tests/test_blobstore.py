@@ -103,7 +103,8 @@ def test_different_bytes_in_a_taken_key_are_refused_and_the_original_kept(
     assert store.get(KEY) == BODY
 
 
-@pytest.mark.parametrize("announced", [sha(b"something else"), "ab" * 31, sha(BODY).upper(), ""])
+@pytest.mark.parametrize("announced", [sha(b"something else"), "ab" * 31, sha(BODY).upper(), ""],
+                         ids=["another-body", "too-short", "upper-case", "empty"])
 def test_digest_mismatch_stores_nothing(store: BlobStore, announced: str) -> None:
     with pytest.raises(BlobDigestMismatch):
         store.put(KEY, BODY, announced)
