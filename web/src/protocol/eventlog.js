@@ -8,6 +8,10 @@
 import { utf8 } from "./bytes.js";
 
 export const LOG_STREAM = "log";
+// Notes added after the log closed (its `stop` was the final chunk) go to this stream; it is
+// never closed, so it is not "cut off" (docs/protocol.md C.3.1).
+export const ADDENDA_STREAM = "addenda";
+export const EVENT_STREAMS = new Set([LOG_STREAM, ADDENDA_STREAM]);
 export const MAX_NOTE_CHARS = 2000;
 
 // RFC 3339 UTC with milliseconds, the wire form of every time.
@@ -128,4 +132,25 @@ export function parseEventLog(text) {
 // Only what the person added: notes and locations, in log order.
 export function notesAndLocations(entries) {
   return entries.filter((e) => e.event === "note" || e.event === "location");
+}
+
+// Text from a bundle made visible as sync/safetext.py does: control characters, bidi overrides,
+// invisible separators and the like become \xNN / \uNNNN, so an escape code or an override in
+// a note cannot hide or reorder what a reader sees (the DOM takes it as text either way).
+const UNSEEN = /[\u0000-\u001f\u007f-\u00a0\u00ad\u061c\u115f\u1160\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufeff\ufff9-\ufffb\ud800-\udfff]/gu;
+
+export function visible(text) {
+  return String(text).replace(UNSEEN, (c) => {
+    const code = c.codePointAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}`
+      : code <= 0xffff ? `\\u${code.toString(16).padStart(4, "0")}`
+        : `\\U${code.toString(16).padStart(8, "0")}`;
+  });
+}
+
+// A location in words, as the report writes it.
+export function describeLocation(entry) {
+  const within = entry.accuracy === null || entry.accuracy === undefined
+    ? "accuracy not known" : `within ${entry.accuracy} m`;
+  return `latitude ${entry.lat}, longitude ${entry.lon} (${within})`;
 }
