@@ -23,7 +23,7 @@ from fetchkit import household, safehold
 
 from sync.upload.eventlog import encode_entry
 from tests.helpers import ROOT
-from tests.synckit import cli, client_env, command, outbox_chunks
+from tests.synckit import cli, client_env, command, outbox_chunks, register
 
 DURING = "Badge 4471 <script>alert(1)</script> \x1b[2J\x1b[32mOK: nothing was altered\x1b[0m"
 AFTER = "Written after: the car's plate was NYC 1234 & the officer said \"move\""
@@ -189,3 +189,25 @@ def test_a_note_for_an_encounter_not_begun_here_is_refused(case) -> None:
     assert done.returncode == 2
     assert "is not known on this device" in done.stderr
     assert outbox_chunks(phone) == before
+
+
+def test_a_note_without_network_says_so_exits_3_and_waits_in_the_outbox(make_server,
+                                                                         tmp_path: Path) -> None:
+    server = make_server()
+    phone = tmp_path / "phone"
+    register(phone, server.url)
+    recorded = cli(phone, "record", "-", "--chunk-bytes", "4096", stdin=b"x" * 5000)
+    assert recorded.returncode == 0, recorded.stderr
+    encounter = recorded.stdout.split()[0]
+    server.stop()
+    done = cli(phone, "note", encounter, "Badge 4471", env={"SAFEHOLD_SYNC_PATIENCE": "1"})
+    assert done.returncode == 3, done.stderr
+    assert "the server is unreachable" in done.stderr
+    assert "the note did NOT reach the server yet; it is saved on this device" in done.stderr
+    assert "note reached the server" not in done.stdout
+    [waiting] = [r for r in outbox_chunks(phone) if r["state"] != "acknowledged"]
+    assert (waiting["stream"], waiting["seq"], waiting["state"]) == ("addenda", 0, "queued")
+    server.start()
+    synced = cli(phone, "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert all(r["state"] == "acknowledged" for r in outbox_chunks(phone))
