@@ -372,5 +372,9 @@ def test_notes_and_locations_show_in_the_timeline_as_text(contact: Contact) -> N
         "Note: Plate NYC 1234 (added after the recording stopped)")
     assert item.locator("img").count() == 0  # the markup stayed text
     addenda = item.locator("li[data-stream='addenda']")
-    expect(addenda.get_by_role("link", name="Download", exact=True)).to_be_visible()
+    expect(addenda).to_contain_text("1 note added after the recording stopped")
     expect(addenda).to_contain_text("addenda.jsonl")
+    # a stopped recording with addenda is finished, not followed as if still recording
+    expect(item.get_by_role("link", name="Download bundle")).to_be_visible(timeout=10_000)
+    assert "Following the recording" not in item.inner_text()
+    assert "cut off" not in item.inner_text()

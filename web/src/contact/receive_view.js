@@ -41,6 +41,9 @@ function encounterItem(entry, membership, api, identity) {
 }
 
 function streamStatus(s, live) {
+  if (s.name === ADDENDA_STREAM) {
+    return `${s.chunks.length} note${s.chunks.length === 1 ? "" : "s"} added after the recording stopped`;
+  }
   if (s.closed) return `complete: ${s.chunks.length} pieces, the recording ended normally`;
   if (s.waiting.length) return "still arriving…";
   if (live) return `no end yet: ${s.chunks.length} pieces so far, the last recorded ${when(s.lastTime)}`;
@@ -163,7 +166,9 @@ async function follow(reader, entry, result) {
       await reader.refresh();
       await reader.readChunks();
       const streams = reader.streams();
-      const live = !streams.length || streams.some((s) => !s.closed || s.waiting.length);
+      // (the addenda never close: notes may be added to a stopped recording at any time)
+      const live = !streams.length || streams.some((s) => (!s.closed && s.name !== ADDENDA_STREAM) ||
+        s.waiting.length);
       // A stream with no final piece may still be recording (immediate release): keep
       // following while new pieces keep coming; a cut-off recording simply stops growing.
       render(reader, result, live);
