@@ -29,6 +29,7 @@ from sync.bundle.files import (
     zip_bundle,
 )
 from sync.report.custody import build_report, chunks_word, verification_text, write_report
+from sync.report.notes import notes_and_locations, terminal_lines
 from sync.report.summary import known_names
 from sync.safetext import safe_lines, safe_text
 from sync.verifying.decrypt import verify_and_decrypt
@@ -171,9 +172,10 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
         raise CliError(f"{args.identity} opens none of the chunks: they were sealed to other "
                        "keys (nothing was written)", EXIT_VERIFY)
     names, me = known_names(args.state, result.trust.devices if result.trust else {})
+    notes = notes_and_locations(staging, outputs)
     report = build_report(result, outputs, problems, manifest=reader.read_json(MANIFEST),
                           identity=str(args.identity), outdir=str(args.output), names=names,
-                          reader_contact=me)
+                          reader_contact=me, notes=notes)
     pdf = write_report(report, staging, pdf=not args.no_pdf)
     if args.output.exists():
         args.output.rmdir()  # checked empty above
@@ -183,6 +185,8 @@ def _decrypt_into(reader: BundleReader, identities: list[age.Identity],
         gaps = f"; gaps at byte {', '.join(str(g.at_offset) for g in out.gaps)}" if out.gaps else ""
         say(f"Wrote      {args.output / out.file}: {out.size} bytes from "
             f"{chunks_word(len(out.pieces))}, SHA-256 {out.sha256}{gaps}")
+    for line in terminal_lines(report["notes"]):  # made safe by build_report, and by say
+        say(line)
     for problem in problems:
         say(f"ERROR      {problem.message}")
     made = "report.json, report.pdf" if pdf["file"] else "report.json"

@@ -91,6 +91,18 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
                    help="pace reading like a live capture at this many bytes per second")
     p.add_argument("--offline", action="store_true", help="only queue; upload later with sync")
     p.epilog = UPLOAD_HELP
+    p = _cmd(dsub, "note", "cli.device_note:note",
+             "add a typed note (and a location) to an encounter's event log, and upload it",
+             state=True)
+    p.add_argument("encounter", metavar="ENCOUNTER", type=encounter_arg,
+                   help="the encounter id record printed")
+    p.add_argument("text", metavar="TEXT", help="what to note: badge number, agency, what was "
+                   "said (at most 2000 characters)")
+    p.add_argument("--lat", type=float, metavar="L", help="latitude in degrees (-90 to 90)")
+    p.add_argument("--lon", type=float, metavar="L", help="longitude in degrees (-180 to 180)")
+    p.add_argument("--accuracy", type=float, metavar="METRES",
+                   help="with --lat/--lon: how far off the location may be, in metres")
+    p.epilog = UPLOAD_HELP
     p = _cmd(dsub, "sync", "cli.device:sync", "upload everything still queued", state=True)
     p.epilog = UPLOAD_HELP
     p = _cmd(dsub, "link", "cli.device_link:link",

@@ -334,3 +334,47 @@ def test_a_log_rewritten_on_the_server_is_refused_as_a_whole(
         "checkpoint: it was altered")
     expect(item.get_by_role("link", name="Download", exact=True)).to_have_count(0)
     expect(item.get_by_role("link", name="Download bundle")).to_have_count(0)
+
+
+def test_notes_and_locations_show_in_the_timeline_as_text(contact: Contact) -> None:
+    """Issue 15: a note and a location added while recording, and a note added after it
+    stopped, are shown in the recording's timeline; HTML and escape codes in a note are shown,
+    never obeyed."""
+    page, phone = contact.page, contact.phone
+    recording = subprocess.Popen(
+        [PYTHON, "-m", "cli.main", "device", "record", "-", "--chunk-bytes", "4096", "--state",
+         str(phone)], cwd=ROOT, env=client_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    assert recording.stdin is not None and recording.stdout is not None
+    recording.stdin.write(os.urandom(8192))
+    recording.stdin.flush()
+    encounter = recording.stdout.readline().decode().strip()
+    hostile = "Badge 4471 <img src=x onerror=alert(1)> \x1b[2J\u202eevil"
+    during = cli(phone, "note", encounter, hostile, "--lat", "40.7128", "--lon", "-74.006",
+                 "--accuracy", "12.5")
+    assert during.returncode == 0, during.stderr
+    recording.stdin.close()
+    assert recording.wait(timeout=120) == 0
+    assert cli(phone, "note", encounter, "Plate NYC 1234").returncode == 0
+
+    item = encounter_item(page, encounter)
+    item.get_by_role("button", name="Decrypt").click()
+    timeline = item.get_by_role("list", name="Notes and locations")
+    expect(timeline.locator("li")).to_have_count(5)  # start, note, location, stop, note
+    events = timeline.locator("li")
+    expect(events.nth(0)).to_contain_text("Recording of audio started")
+    expect(events.nth(1)).to_contain_text(
+        "Note: Badge 4471 <img src=x onerror=alert(1)> \\x1b[2J\\u202eevil")
+    expect(events.nth(2)).to_contain_text(
+        "Location: latitude 40.7128, longitude -74.006 (within 12.5 m)")
+    expect(events.nth(3)).to_contain_text("Recording of audio stopped (2 pieces)")
+    expect(events.nth(4)).to_contain_text(
+        "Note: Plate NYC 1234 (added after the recording stopped)")
+    assert item.locator("img").count() == 0  # the markup stayed text
+    addenda = item.locator("li[data-stream='addenda']")
+    expect(addenda).to_contain_text("1 note added after the recording stopped")
+    expect(addenda).to_contain_text("addenda.jsonl")
+    # a stopped recording with addenda is finished, not followed as if still recording
+    expect(item.get_by_role("link", name="Download bundle")).to_be_visible(timeout=10_000)
+    assert "Following the recording" not in item.inner_text()
+    assert "cut off" not in item.inner_text()

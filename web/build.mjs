@@ -30,6 +30,25 @@ for (const page of pages) {
     }
   }
 }
+// The recorder's web app files, served as they are (server/web/browser.py): the service worker
+// (sw.js, registered by src/record/install.js), the web app manifest and its icons
+// (drawn by scripts/record_icons.py).
+const assets = [["src/record/sw.js", "record-sw.js"],
+  ["src/record/manifest.webmanifest", "record.webmanifest"],
+  ["src/record/icons/icon-192.png", "record-icon-192.png"],
+  ["src/record/icons/icon-512.png", "record-icon-512.png"],
+  ["src/record/icons/icon.svg", "record-icon.svg"]];
+for (const [source, name] of assets) {
+  const bytes = readFileSync(here(source));
+  const target = here(`dist/${name}`);
+  if (check) {
+    let old = null;
+    try { old = readFileSync(target); } catch { /* missing */ }
+    if (!old || Buffer.compare(old, bytes) !== 0) stale.push(name);
+  } else {
+    writeFileSync(target, bytes);
+  }
+}
 if (stale.length) {
   console.error(`web/dist is stale (${stale.join(", ")}): run \`npm run build\` in web/ and commit dist/`);
   process.exit(1);

@@ -111,7 +111,8 @@ def recheck_commands(bundle: str, identity: str | None, outdir: str | None,
 def build_report(v: Verification, outputs: list[StreamOutput], problems: list[Problem], *,
                  manifest: dict[str, Any], identity: str | None, outdir: str,
                  names: dict[str, str] | None = None,
-                 reader_contact: str | None = None) -> dict[str, Any]:
+                 reader_contact: str | None = None,
+                 notes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The report as one JSON-like value. Every string in it is passed through safe_text:
     the manifest's unsigned fields and the problems' texts come from the bundle, and a
     reader of report.json (or of report.html, which is rendered from it) must not be shown
@@ -138,6 +139,7 @@ def build_report(v: Verification, outputs: list[StreamOutput], problems: list[Pr
         "streams": streams,
         "chunks": chunks,
         "access": v.access,
+        "notes": notes or [],  # notes and locations of the event log (sync/report/notes.py)
         "problems": [p.to_json() for p in all_problems],
         "inputs": [{"file": n, "sha256": d, "size": s} for n, (d, s) in sorted(v.inputs.items())],
         "outputs": [{"file": o.file, "kind": o.kind, "sha256": o.sha256, "size": o.size}
@@ -200,7 +202,8 @@ def verification_text(v: Verification) -> str:
         lines.append(f"Log        {v.checkpoint.size} leaves, latest checkpoint signed by the "
                      "server")
     for s in v.streams:
-        state = (f"closed by final chunk {s.final_seq}" if not s.cut_off else
+        state = (f"closed by final chunk {s.final_seq}" if s.final_seq is not None else
+                 "open: notes added after the recording stopped" if not s.cut_off else
                  f"CUT OFF after seq {s.last_seq} (signed {s.last_device_time}, received "
                  f"{s.last_received_at or 'unknown'})")
         missing = f"; MISSING seq {seq_ranges(s.missing)}" if s.missing else ""

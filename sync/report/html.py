@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from string import Template
 from typing import Any
 
+from sync.report.notes import describe
 from sync.report.summary import both
 from sync.report.timeline import render_timeline
 from sync.safetext import safe_text
@@ -68,6 +69,13 @@ $glance
 <p>Each stream's chunks at the time the phone signed them. Gaps and the way each stream ended
 are drawn where they happened; every chunk is listed in the appendix.</p>
 <figure class="timeline">$timeline</figure>
+
+<h2>Notes and locations</h2>
+<p>What the person recording typed (badge numbers, what was said) and the locations the phone
+gave, in the order of the event log. Each is its own chunk of the event log, signed by the phone
+and checked like the media. Times are the phone's clock, in $zone (UTC in brackets).
+Coordinates are degrees (WGS 84 as phones report them); accuracy is the phone's estimate.</p>
+$notes
 
 <h2>1. Who recorded it</h2>
 <p>Each piece ("chunk") of the recording was signed on the recording phone with the device key
@@ -146,6 +154,8 @@ def table(headers: Sequence[str] | None, rows: Iterable[Sequence[Any]],
 def _stream_state(s: dict[str, Any]) -> str:
     if s.get("closed"):
         return f"complete: ends with its final chunk (seq {s['final_seq']})"
+    if s.get("open_by_design"):
+        return "open: notes added after the recording stopped (this stream never closes)"
     return (f"CUT OFF: no final chunk; last is seq {s['last_seq']}, signed "
             f"{s['last_device_time']}, received {s['last_received_at'] or 'unknown'}")
 
@@ -235,6 +245,15 @@ def _glance(report: dict[str, Any]) -> str:
     return table(None, rows).replace("<table>", '<table class="glance">', 1)
 
 
+def _notes(report: dict[str, Any]) -> str:
+    rows = [(when(n.get("at")), "note" if n["event"] == "note" else "location", describe(n),
+             f"{n['stream']} seq {n['seq']}" + ("; added after the recording stopped"
+                                                if n.get("after_stop") else ""))
+            for n in report.get("notes", [])]
+    return table(["time (phone clock)", "what", "entry", "event log chunk"], rows,
+                 empty="The event log holds no notes or locations.")
+
+
 def render_html(report: dict[str, Any]) -> str:
     server = report["server"]
     verdict_class, verdict_text = verdict(report)
@@ -256,6 +275,7 @@ def render_html(report: dict[str, Any]) -> str:
                       frozenset({2})),
         server=table(None, kv, frozenset({1})),
         streams=_streams(report), problems=_problems(report), chunks=_chunks(report),
+        notes=_notes(report),
         access=table(["log entry", "contact", "what", "time"],
                      [(a["index"], "you" if a["contact"] == report.get("reader_contact")
                        else a["contact"], a["what"], when(a["time"])) for a in report["access"]],

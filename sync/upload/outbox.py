@@ -32,8 +32,9 @@ from sync.device.localdb import immediate, open_database
 from sync.upload.outbox_schema import MIGRATIONS
 
 SEALED, QUEUED, UPLOADING, ACKNOWLEDGED = "sealed", "queued", "uploading", "acknowledged"
-# Order of sending (DESIGN.md): the event log first, then audio, then video, then anything else.
-STREAM_PRIORITY = {"log": 0, "audio": 1, "video": 2}
+# Order of sending (DESIGN.md): the event log (and its addenda) first, then audio, then video,
+# then anything else.
+STREAM_PRIORITY = {"log": 0, "addenda": 0, "audio": 1, "video": 2}
 
 
 def stream_priority(stream: str) -> int:
@@ -179,16 +180,18 @@ class Outbox:
 
     def add_log_entry(self, encounter_id: str, seal: Callable[[int, bool], SealedChunk],
                       closing_session: int | None = None,
-                      alive: Callable[[int], bool] = lambda pid: True) -> SealedChunk | None:
+                      alive: Callable[[int], bool] = lambda pid: True,
+                      stream: str = "log") -> SealedChunk | None:
         """Append to the encounter's `log` stream at its next seq, atomically across processes.
 
         When `closing_session` is given, that recording session ends here, and the entry is the
         log's final chunk unless another session of the encounter is still recording. Returns
-        None (writing nothing) if the log was already closed.
+        None (writing nothing) if the log was already closed. (`stream`: the event log's
+        `addenda` stream takes notes made after the log closed, sync/upload/notes.py.)
         """
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM chunks WHERE encounter = ? AND stream = 'log' AND"
-                          " final = 1", [encounter_id]).fetchone():
+            if db.execute("SELECT 1 FROM chunks WHERE encounter = ? AND stream = ? AND"
+                          " final = 1", [encounter_id, stream]).fetchone():
                 return None
             final = False
             if closing_session is not None:
@@ -198,8 +201,8 @@ class Outbox:
                                     " AND stopped_at IS NULL",
                                     [encounter_id, closing_session]).fetchall()
                 final = not any(alive(int(row[0])) for row in others)
-            top = db.execute("SELECT MAX(seq) FROM chunks WHERE encounter = ? AND stream = 'log'",
-                             [encounter_id]).fetchone()[0]
+            top = db.execute("SELECT MAX(seq) FROM chunks WHERE encounter = ? AND stream = ?",
+                             [encounter_id, stream]).fetchone()[0]
             chunk = seal(0 if top is None else int(top) + 1, final)
             self._insert_chunk(db, chunk)
             return chunk

@@ -16,7 +16,6 @@ N-th of the input is released N / rate seconds after the start.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -30,6 +29,7 @@ from crypto.descriptor import describe_chunk, format_time, sign_descriptor
 from crypto.errors import MalformedError
 from crypto.slot import Slot, check_encounter, check_stream
 from sync.errors import StateError
+from sync.upload.eventlog import encode_entry
 from sync.upload.outbox import ChunkKey, Outbox, SealedChunk
 
 LOG_STREAM = "log"
@@ -198,8 +198,8 @@ class Recorder:
     def _log(self, entry: dict[str, Any], closing: bool = False) -> None:
         def seal(seq: int, final: bool) -> SealedChunk:
             line = {"at": device_time(), **entry}
-            data = json.dumps(line, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-            return self.sealer.seal(data, Slot(self.encounter, LOG_STREAM, seq, final))
+            slot = Slot(self.encounter, LOG_STREAM, seq, final)
+            return self.sealer.seal(encode_entry(line), slot)
 
         chunk = self.outbox.add_log_entry(self.encounter, seal,
                                           self._session if closing else None, pid_alive)

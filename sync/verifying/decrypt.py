@@ -43,6 +43,8 @@ from sync.verifying.verify import Verification, begin_verification, conclude_ver
 from sync.workers import ordered_map
 
 LOG_STREAM = "log"
+# The event log and its addenda (notes added after the log closed): JSON lines, not media.
+EVENT_STREAMS = frozenset({LOG_STREAM, "addenda"})
 Progress = Callable[[int], None]
 
 
@@ -79,7 +81,7 @@ class Decryption:
 
 
 def output_name(stream: str) -> str:
-    return "log.jsonl" if stream == LOG_STREAM else f"{stream}.bin"
+    return f"{stream}.jsonl" if stream in EVENT_STREAMS else f"{stream}.bin"
 
 
 def verify_and_decrypt(reader: BundleReader, identities: Sequence[Identity], outdir: Path,
@@ -92,7 +94,7 @@ def verify_and_decrypt(reader: BundleReader, identities: Sequence[Identity], out
     result, entries, strays = begin_verification(reader)
     if result.trust is None:
         return Decryption(result)
-    media = sorted({e.stream for e in entries if e.stream != LOG_STREAM})
+    media = sorted({e.stream for e in entries if e.stream not in EVENT_STREAMS})
     paths = {stream: outdir / output_name(stream) for stream in media}
     for path in paths.values():
         path.touch(exist_ok=False)
@@ -178,9 +180,10 @@ def _finish(reader: BundleReader, result: Verification, identities: Sequence[Ide
     done = Decryption(result)
     for stream, chunks in sorted(by_stream.items()):
         out = StreamOutput(stream, output_name(stream))
-        if stream == LOG_STREAM:
+        if stream in EVENT_STREAMS:
             _decrypt_log(reader, chunks, identities, outdir / out.file, out)
-            out.kind = "event log (JSON lines)"
+            out.kind = ("event log (JSON lines)" if stream == LOG_STREAM else
+                        "event log addenda: notes added after the recording stopped (JSON lines)")
         else:
             _settle_media(out, hashing, outdir / out.file)
             if out.size:

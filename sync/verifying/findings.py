@@ -76,6 +76,11 @@ class ChunkRecord:
 _RECORD_FIELDS = [f.name for f in fields(ChunkRecord) if f.name != "receipt_root"]
 
 
+# Streams that never close by design: the event log's `addenda`, notes added after the recording
+# stopped (docs/protocol.md C.3.1). No final chunk there is not a recording cut off.
+OPEN_STREAMS = frozenset({"addenda"})
+
+
 @dataclass
 class StreamSummary:
     """What the log and the bundle say about one stream."""
@@ -90,10 +95,11 @@ class StreamSummary:
 
     @property
     def cut_off(self) -> bool:
-        return self.final_seq is None
+        return self.final_seq is None and self.name not in OPEN_STREAMS
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "cut_off": self.cut_off, "closed": not self.cut_off}
+        return {**asdict(self), "cut_off": self.cut_off, "closed": self.final_seq is not None,
+                "open_by_design": self.name in OPEN_STREAMS}
 
 
 def seq_ranges(seqs: list[int]) -> str:

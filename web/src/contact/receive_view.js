@@ -5,6 +5,7 @@
 import { Api, ApiError, contactLogin } from "../protocol/api.js";
 import { bundleZip } from "../protocol/bundle.js";
 import { EncounterReader, streamFile, streamFileName } from "../protocol/encounter_reader.js";
+import { ADDENDA_STREAM, EVENT_STREAMS, describeLocation, parseEntry, visible } from "../protocol/eventlog.js";
 import { $, downloadUrl, el, show, status } from "./ui.js";
 
 const LIST_EVERY_MS = 5000;
@@ -40,6 +41,9 @@ function encounterItem(entry, membership, api, identity) {
 }
 
 function streamStatus(s, live) {
+  if (s.name === ADDENDA_STREAM) {
+    return `${s.chunks.length} note${s.chunks.length === 1 ? "" : "s"} added after the recording stopped`;
+  }
   if (s.closed) return `complete: ${s.chunks.length} pieces, the recording ended normally`;
   if (s.waiting.length) return "still arriving…";
   if (live) return `no end yet: ${s.chunks.length} pieces so far, the last recorded ${when(s.lastTime)}`;
@@ -82,6 +86,44 @@ function renderStream(s, urls, live) {
   return item;
 }
 
+// The event log as people read it: when each stream started and stopped, and every note and
+// location the person added, by the phone's clock. Everything in it came out of the bundle, so
+// it goes in as text (never HTML) and with invisible characters made visible.
+const SAID = {
+  start: (e) => `Recording of ${visible(e.stream)} started`,
+  stop: (e) => `Recording of ${visible(e.stream)} stopped (${e.chunks} pieces)`,
+  note: (e) => `Note: ${visible(e.text)}`,
+  location: (e) => `Location: ${describeLocation(e)}`,
+};
+
+function eventTimeline(streams) {
+  const rows = [];
+  for (const s of streams.filter((x) => EVENT_STREAMS.has(x.name))) {
+    for (const chunk of s.good) {
+      let entry;
+      try {
+        entry = parseEntry(chunk.plaintext);
+      } catch {
+        continue; // still in log.jsonl as it is; only readable entries are described here
+      }
+      if (!SAID[entry.event]) continue;
+      rows.push({ entry, later: s.name === ADDENDA_STREAM, order: [s.name !== "log", chunk.seq] });
+    }
+  }
+  if (!rows.length) return null;
+  rows.sort((a, b) => (a.order[0] - b.order[0]) || (a.order[1] - b.order[1]));
+  const list = el("ol", { class: "timeline", "aria-label": "Notes and locations" });
+  for (const { entry, later } of rows) {
+    const time = Number.isNaN(Date.parse(entry.at)) ? visible(entry.at) : when(entry.at);
+    list.append(el("li", { "data-event": entry.event },
+      el("time", { datetime: visible(entry.at), text: time }),
+      el("span", { text: ` — ${SAID[entry.event](entry)}` +
+        (later ? " (added after the recording stopped)" : "") })));
+  }
+  return el("section", {}, el("h4", { text: "Timeline: notes and locations (the phone's clock)" }),
+    list);
+}
+
 // Object URLs of the previous rendering are released, so following a long recording does not
 // keep every intermediate copy of its files alive.
 const objectUrls = new WeakMap();
@@ -112,6 +154,8 @@ function render(reader, result, live) {
   if (live) lines.push(el("p", { text: "Following the recording as it arrives…" }));
   if (!streams.length) lines.push(el("p", { text: "No pieces have arrived yet." }));
   lines.push(el("ul", { class: "streams" }, ...streams.map((s) => renderStream(s, urls, live))));
+  const timeline = eventTimeline(streams);
+  if (timeline) lines.push(timeline);
   result.replaceChildren(...lines);
 }
 
@@ -122,7 +166,9 @@ async function follow(reader, entry, result) {
       await reader.refresh();
       await reader.readChunks();
       const streams = reader.streams();
-      const live = !streams.length || streams.some((s) => !s.closed || s.waiting.length);
+      // (the addenda never close: notes may be added to a stopped recording at any time)
+      const live = !streams.length || streams.some((s) => (!s.closed && s.name !== ADDENDA_STREAM) ||
+        s.waiting.length);
       // A stream with no final piece may still be recording (immediate release): keep
       // following while new pieces keep coming; a cut-off recording simply stops growing.
       render(reader, result, live);

@@ -12,6 +12,7 @@ import { ACCESS_TAG, CHUNK_TAG, parseAccess, parseDescriptor } from "./descripto
 import { sha256 } from "./hash.js";
 import { PrefixRoots, leafHash, verifyInclusion } from "./merkle.js";
 import { openNote, splitNote } from "./signing.js";
+import { EVENT_STREAMS } from "./eventlog.js";
 
 const PAGE = 1000;
 const PARALLEL = 4;
@@ -256,7 +257,7 @@ export class EncounterReader {
 // The file of one stream: the good chunks' plaintexts in seq order (never closing a gap
 // silently: the caller shows stream.missing and stream.bad beside it).
 export function streamFile(stream) {
-  const pieces = stream.good.map((c) => (stream.name === "log" ? logLine(c.plaintext) : c.plaintext));
+  const pieces = stream.good.map((c) => (EVENT_STREAMS.has(stream.name) ? logLine(c.plaintext) : c.plaintext));
   const size = pieces.reduce((n, p) => n + p.length, 0);
   const out = new Uint8Array(size);
   let at = 0;
@@ -278,5 +279,5 @@ function logLine(bytes) {
 }
 
 export function streamFileName(name) {
-  return name === "log" ? "log.jsonl" : `${name}.bin`;
+  return EVENT_STREAMS.has(name) ? `${name}.jsonl` : `${name}.bin`;
 }
