@@ -24,7 +24,7 @@ from crypto.cosignature import cosign
 from crypto.signing import split_note
 from sync.api import ApiClient
 from tests.helpers import ServerProcess, free_port
-from tests.synckit import api_for, cli
+from tests.synckit import api_for, cli, outbox_chunks, wait_until
 from tests.witnesskit import WitnessProcess, witness_keygen
 
 CHUNK = 64 * 1024
@@ -239,3 +239,27 @@ def test_device_requirement_fails_record_closed_and_is_met_by_one_of_two(
     assert again.returncode == 0, again.stderr
     code, out, _ = safehold("device", "witnesses", "--clear", "--state", phone)
     assert code == 0 and "no witness requirement" in out
+
+
+def test_witnesses_cosign_as_chunks_are_committed_without_any_reader(
+        deployment: Deployment, tmp_path: Path) -> None:
+    """Nobody reads the checkpoint (no device requirement, no fetch): the server asks the
+    witnesses in the background after each commit, so witness A holds the whole recording's
+    log and a later restore of a backup would be evident to it."""
+    phone = tmp_path / "phone"
+    assert safehold("device", "register", "--server", deployment.server.url,
+                    "--state", phone)[0] == 0
+    encounter = record(phone, tmp_path, 3 * CHUNK + 5)
+    size = len(outbox_chunks(phone))  # every chunk is one leaf of the encounter's log
+
+    def cosigned() -> int:
+        with sqlite3.connect(deployment.honest.state / "witness.sqlite3") as db:
+            rows = db.execute("SELECT size FROM latest WHERE origin LIKE ?",
+                              [f"%/{encounter}"]).fetchall()
+        db.close()
+        return int(rows[0][0]) if rows else 0
+
+    wait_until(lambda: cosigned() == size, 20, f"witness A cosigning size {size}")
+    requests = deployment.server.output()  # the server's access log: chunks in, no reader
+    assert f"{encounter}/streams/audio/chunks/0" in requests
+    assert f"{encounter}/log/checkpoint" not in requests
