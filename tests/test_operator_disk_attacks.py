@@ -147,8 +147,16 @@ def test_dropped_chunks_are_named_to_the_owner_sent_again_and_settle(
             assert (f"the server sent leaf {leaf} of {copy.encounter} out of order or "
                     "malformed") in words, words
 
+        # the next command of the phone finds it: a `sync`, or a new recording (which is
+        # recorded and sent all the same)
+        if attack is drop_row:
+            (tmp_path / "more.bin").write_bytes(os.urandom(4096))
+            found = synckit.cli(copy.phone, "record", str(tmp_path / "more.bin"),
+                                "--chunk-bytes", "4096")
+            assert "recorded 1 audio chunk(s)" in found.stderr, found.stderr
+        else:
+            found = synckit.cli(copy.phone, "sync")
         total = len(synckit.outbox_chunks(copy.phone))
-        found = synckit.cli(copy.phone, "sync")
         assert found.returncode == 1, found.stderr
         line = found.stderr.strip().splitlines()[-1]
         assert (f"EVIDENCE TAMPERING: encounter {copy.encounter}: the server no longer holds 1 "
