@@ -212,7 +212,7 @@ def test_altered_blobs_are_named_by_the_owners_fetch(copy: Copy, tmp_path: Path,
 
 def test_a_forked_log_is_named_by_the_owners_sync_fetch_and_verify(copy: Copy,
                                                                    tmp_path: Path) -> None:
-    server = copy.server().start()
+    server = copy.server()  # not started: behind_hostile starts it on another port
 
     def swap(leaves: list[bytes]) -> list[bytes]:
         return [leaves[1], leaves[0], *leaves[2:]]
