@@ -157,8 +157,9 @@ class ReceiptVerifier:
 
     def _chain(self, encounter: str) -> dict[int, bytes]:
         epoch = anchor_epoch(self.outbox)
-        if epoch != self._epoch:  # a rollback check re-anchored an encounter (findings.py)
-            self._chains, self._epoch = {}, epoch
+        if epoch != self._epoch:  # a rollback check re-anchored an encounter (findings.py):
+            # forget the old chains, and never write their checkpoints beside the new anchor
+            self._chains, self._unsaved, self._epoch = {}, {}, epoch
         if encounter not in self._chains:
             self._chains[encounter] = self.outbox.checkpoints(encounter)
         return self._chains[encounter]
