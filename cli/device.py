@@ -26,10 +26,11 @@ from sync.device.account import register as register_device
 from sync.device.feed import follow_changes
 from sync.device.state import Settings, StateFolder
 from sync.errors import NetworkError, ServerRefusal, SyncError, UntrustedServer
+from sync.upload import findings
 from sync.upload.outbox import Outbox, SealedChunk
 from sync.upload.receipts import ReceiptVerifier
 from sync.upload.recorder import Recorder, RecordOptions, Sealer
-from sync.upload.rollback import RollbackDetected, Tampering, check_logs
+from sync.upload.rollback import RollbackDetected, check_logs
 from sync.upload.uplink import Outcome, OwnChunks, SharedUpload
 from sync.upload.uploader import SyncReport, Uploader
 
@@ -94,10 +95,19 @@ def _uploader(state: StateFolder, settings: Settings, outbox: Outbox, api: ApiCl
                     on_progress=progress.uploaded)
 
 
-def _check_logs(settings: Settings, outbox: Outbox, api: ApiClient) -> list[Tampering]:
-    """Rollback/fork check before uploading (sync/upload/rollback.py); lost bodies are requeued."""
+def _check_logs(settings: Settings, outbox: Outbox, api: ApiClient) -> list[int]:
+    """Rollback/fork/dropped-chunk check before uploading (sync/upload/rollback.py): findings
+    are recorded on the device and the affected bodies queued again; their ids."""
     return check_logs(outbox, settings.server_key, settings.server_name,
-                      api.latest_checkpoint, api.consistency)
+                      api.latest_checkpoint, api.consistency, api.encounter)
+
+
+def _tampering(outbox: Outbox, found: list[int]) -> None:
+    """After the upload pass: settle what was sent again, and end in exit 1 if anything was
+    found now (the finding, with how far the re-upload got, stays on the device)."""
+    findings.settle(outbox)
+    if found:
+        raise RollbackDetected(findings.listed(outbox, found))
 
 
 def _shared(state: StateFolder, settings: Settings, outbox: Outbox, api: ApiClient,
@@ -244,8 +254,7 @@ def _record_and_upload(state: StateFolder, settings: Settings, outbox: Outbox,
     print(f"recorded {summary.chunks} {summary.stream} chunk(s) and {summary.log_entries} log "
           f"entries; {own.total - report.remaining} of {own.total} chunk(s) acknowledged",
           file=sys.stderr)
-    if tampering:  # the recording is saved and sent; the tampering still ends in exit 1
-        raise RollbackDetected(tampering)
+    _tampering(outbox, tampering)  # the recording is saved and sent; tampering is exit 1
     if untrusted is not None:
         raise untrusted
     return _finish(report, "recording saved")
@@ -274,8 +283,7 @@ def sync(args: argparse.Namespace) -> int:
     progress.done()
     report = outcome.report
     report.remaining = own.left()
-    if tampering:  # re-uploaded what it could, but evidence of tampering is never swallowed
-        raise RollbackDetected(tampering)
+    _tampering(outbox, tampering)  # re-sent what it could; tampering is never swallowed
     code = _finish(report, "sync incomplete")
     check_contacts(state, api)
     require_witnesses(outbox, api, settings, uploading)
@@ -295,6 +303,10 @@ def sync(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"sent {own.total} chunk(s) ({report.already_held} were already on the server); "
           "nothing left to upload", file=sys.stderr)
+    recorded = findings.listed(outbox)
+    if recorded:  # settled, but never forgotten
+        print(f"safehold: {len(recorded)} tampering finding(s) by this server are recorded on "
+              "this device: `safehold device status` lists them", file=sys.stderr)
     return code
 
 

@@ -105,6 +105,8 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     p.epilog = UPLOAD_HELP
     p = _cmd(dsub, "sync", "cli.device:sync", "upload everything still queued", state=True)
     p.epilog = UPLOAD_HELP
+    _cmd(dsub, "status", "cli.device_status:status",
+         "chunks held and tampering findings recorded on this device (offline)", state=True)
     p = _cmd(dsub, "link", "cli.device_link:link",
              "print a code that adds a new device to this account (signed roster)", state=True)
     p.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",

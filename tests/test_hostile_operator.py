@@ -70,21 +70,39 @@ def test_backup_restore_is_rollback_named_by_device_sync(tmp_path: Path) -> None
         assert done.returncode == 1, done.stderr
         line = done.stderr.strip().splitlines()[-1]
         assert encounter in line and "rolled back" in line, line
-        # the chunks acknowledged after the backup: the message names how many the server
-        # lost and the sizes held vs served
-        assert "now serves size" in line and "no longer in it" in line, line
-        lost = int(line.split("; ")[1].split(" acknowledged")[0])
-        assert lost >= 1, line
-        # the phone still held the bodies and sent them again: the server has the video back
-        held = _server_seqs(phone, server.url, encounter, "audio")
-        assert held == set(range(8)), held
+        # the sizes held vs served, and how many acknowledged chunks the server lost
+        held, served, lost = _sizes(line)
+        assert served < held and lost == held - served >= 1, line
+        # the phone still held the bodies and sent them again, and proved every chunk of the
+        # encounter in the log the server keeps now
+        assert (f"this device sent them again and all {len(acked)} are acknowledged in the "
+                "server's log now") in line, line
+        assert _server_seqs(phone, server.url, encounter, "audio") == set(range(8))
+        assert synckit.states(phone) == {"acknowledged": len(acked)}
+        assert synckit.audit(phone, server.url).missing == []
+
+        # re-anchored on the new log: later syncs settle, and the finding stays on the device
         again = synckit.cli(phone, "sync")
-        # re-appended in upload order, not recording order: the log the server serves now is
-        # not the one the phone verified, and every later sync keeps saying so
-        assert again.returncode == 1 and encounter in again.stderr, again.stderr
-        assert "forked" in again.stderr, again.stderr
+        assert again.returncode == 0, again.stderr
+        assert "1 tampering finding(s) by this server are recorded" in again.stderr
+        status = synckit.cli(phone, "status")
+        assert status.returncode == 0, status.stderr
+        assert ", 0 queued" in status.stdout and f"{len(acked)} acknowledged" in status.stdout
+        assert "tampering findings: 1" in status.stdout, status.stdout
+        assert ("ROLLED BACK (settled 20" in status.stdout and encounter in status.stdout
+                and f"verified a checkpoint of size {held}, the server now serves size "
+                    f"{served}); {lost} acknowledged chunk(s) are no longer in it"
+                in status.stdout), status.stdout
     finally:
         server.stop()
+
+
+def _sizes(line: str) -> tuple[int, int, int]:
+    """(held size, served size, acknowledged chunks lost) from a rollback finding's line."""
+    held = int(line.split("checkpoint of size ")[1].split(",")[0])
+    served = int(line.split("now serves size ")[1].split(")")[0])
+    lost = int(line.split("); ")[1].split(" acknowledged")[0])
+    return held, served, lost
 
 
 # --- Attack: a forked log, re-signed with the server's real key ---------------------------------
@@ -97,6 +115,7 @@ def test_resigned_same_size_fork_is_named_by_device_sync(tmp_path: Path) -> None
     phone = tmp_path / "phone"
     synckit.register(phone, server.url)
     encounter = _record(phone, tmp_path, chunks=3)
+    total = len(synckit.outbox_chunks(phone))
 
     def swap(leaves: list[bytes]) -> list[bytes]:
         return [leaves[1], leaves[0], *leaves[2:]]
@@ -109,8 +128,12 @@ def test_resigned_same_size_fork_is_named_by_device_sync(tmp_path: Path) -> None
         line = done.stderr.strip().splitlines()[-1]
         assert encounter in line and "forked" in line, line
         assert "verified a checkpoint of size" in line and "now serves size" in line, line
-        # the real server still holds every chunk: sending them again changed nothing there
-        assert synckit.states(phone)["acknowledged"] == len(synckit.outbox_chunks(phone))
+        # re-anchored on the forged log, the real receipts contradict it: no chunk counts as
+        # acknowledged against a log the server shows two ways, and every body stays here
+        assert "acknowledged" not in synckit.states(phone), synckit.states(phone)
+        assert len(synckit.outbox_chunks(phone)) == total
+        status = synckit.cli(phone, "status")
+        assert "FORKED (NOT settled)" in status.stdout, status.stdout
     finally:
         hostile.stop()
         moved.stop()
@@ -168,12 +191,12 @@ def test_backup_from_before_the_encounter_is_rollback_to_size_zero(tmp_path: Pat
         line = rolled.stderr.strip().splitlines()[-1]
         assert (f"encounter {encounter}: the server's log was rolled back (this device verified"
                 f" a checkpoint of size {total}, the server now serves size 0); {total} "
-                f"acknowledged chunk(s) are no longer in it, {total} queued again") in line, line
-        # the same sync created the encounter again and sent every chunk back; the new log is
-        # not the one the phone verified, so its receipts are not taken as acknowledgements
+                f"acknowledged chunk(s) are no longer in it; this device sent them again and "
+                f"all {total} are acknowledged in the server's log now") in line, line
+        # the same sync created the encounter again and sent every chunk back
         assert synckit.audit(phone, server.url).missing == []
         again = synckit.cli(phone, "sync")
-        assert again.returncode == 1 and encounter in again.stderr, again.stderr
+        assert again.returncode == 0, again.stderr
     finally:
         server.stop()
 

@@ -4,7 +4,9 @@ the phone and a contact as CLI subprocesses, and `safehold verify` requiring k o
 - one witness honest, the other lying (answers with a key the server was not told about) or
   offline: 1 of 2 is met, 2 of 2 fails closed with exit 1 naming how many were found;
 - a rollback by restoring a database backup: the witness will not cosign the shrunk log, so a
-  contact who never saw the larger checkpoint still sees the requirement fail.
+  contact who never saw the larger checkpoint still sees the requirement fail; a second witness
+  that lies for the operator (cosigns the fork) meets 1 of 2 alone, and 2 of 2 fails closed;
+- witnesses follow a recording nobody reads (the server asks them after each commit).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from crypto.cosignature import cosign
 from crypto.signing import split_note
 from sync.api import ApiClient
 from tests.helpers import ServerProcess, free_port
-from tests.synckit import api_for, cli
-from tests.witnesskit import WitnessProcess, witness_keygen
+from tests.synckit import api_for, cli, outbox_chunks, wait_until
+from tests.witnesskit import ColludingWitness, WitnessProcess, witness_keygen
 
 CHUNK = 64 * 1024
 FAST = {"SAFEHOLD_SYNC_PATIENCE": "5", "SAFEHOLD_HTTP_TIMEOUT": "10"}
@@ -167,10 +169,14 @@ def join(phone: Path, contact: Path, name: str, url: str, tmp_path: Path) -> Non
 
 
 def test_rollback_by_restored_backup_is_refused_by_the_witness(
-        deployment: Deployment, tmp_path: Path) -> None:
+        deployment: Deployment, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Contact reads are logged, so the log grows; a restored backup forgets Mom's first reads,
     her next reads grow the old log into a fork, and Dad (who never saw the larger checkpoint)
-    gets a checkpoint no witness cosigned."""
+    gets a checkpoint the honest witness did not cosign. Witness B lies for the operator (it
+    cosigns anything with its real key): one of two is then met by the liar alone, and two of
+    two fails closed."""
+    colluding = ColludingWitness(tmp_path / "witness-b" / "witness.key", deployment.other.port)
+    request.addfinalizer(colluding.stop)
     phone, mom, dad = tmp_path / "phone", tmp_path / "mom", tmp_path / "dad"
     url = deployment.server.url
     assert safehold("device", "register", "--server", url, "--state", phone)[0] == 0
@@ -213,6 +219,14 @@ def test_rollback_by_restored_backup_is_refused_by_the_witness(
         sizes = [int(r[0]) for r in db.execute("SELECT size FROM latest")]
     assert sizes == [large["tree_size"]]
     assert "did not cosign" in restarted.output()
+    # the lying witness cosigned the forked log: k-of-n holds only while at most k-1 lie
+    keys = [deployment.honest_vkey, deployment.other_vkey]
+    code, out, _ = verify_with(bundle, keys, "--witnesses-required", "1")
+    assert code == 0 and "(by witness.b.example/w1)" in out, out
+    code, out, err = verify_with(bundle, keys, "--witnesses-required", "2")
+    assert code == 1, out + err
+    assert ("witness requirement not met: 1 valid witness cosignature(s) of the 2 required "
+            "from 2 known witness(es) (by witness.b.example/w1)") in err
 
 
 def test_device_requirement_fails_record_closed_and_is_met_by_one_of_two(
@@ -239,3 +253,27 @@ def test_device_requirement_fails_record_closed_and_is_met_by_one_of_two(
     assert again.returncode == 0, again.stderr
     code, out, _ = safehold("device", "witnesses", "--clear", "--state", phone)
     assert code == 0 and "no witness requirement" in out
+
+
+def test_witnesses_cosign_as_chunks_are_committed_without_any_reader(
+        deployment: Deployment, tmp_path: Path) -> None:
+    """Nobody reads the checkpoint (no device requirement, no fetch): the server asks the
+    witnesses in the background after each commit, so witness A holds the whole recording's
+    log and a later restore of a backup would be evident to it."""
+    phone = tmp_path / "phone"
+    assert safehold("device", "register", "--server", deployment.server.url,
+                    "--state", phone)[0] == 0
+    encounter = record(phone, tmp_path, 3 * CHUNK + 5)
+    size = len(outbox_chunks(phone))  # every chunk is one leaf of the encounter's log
+
+    def cosigned() -> int:
+        with sqlite3.connect(deployment.honest.state / "witness.sqlite3") as db:
+            rows = db.execute("SELECT size FROM latest WHERE origin LIKE ?",
+                              [f"%/{encounter}"]).fetchall()
+        db.close()
+        return int(rows[0][0]) if rows else 0
+
+    wait_until(lambda: cosigned() == size, 20, f"witness A cosigning size {size}")
+    requests = deployment.server.output()  # the server's access log: chunks in, no reader
+    assert f"{encounter}/streams/audio/chunks/0" in requests
+    assert f"{encounter}/log/checkpoint" not in requests

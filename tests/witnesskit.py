@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
 from crypto.checkpoint import Checkpoint, sign_checkpoint
-from crypto.cosignature import format_add_checkpoint
+from crypto.cosignature import cosign, format_add_checkpoint
 from crypto.merkle import consistency_proof, leaf_hash, root_hash
-from crypto.signing import generate_signing_key, verifier_key
+from crypto.signing import generate_signing_key, split_note, verifier_key
 from tests.helpers import PYTHON, ROOT, free_port
 
 
@@ -104,3 +106,33 @@ class ToyLog:
         hashes = [leaf_hash(d) for d in self.leaves[:size]]
         proof = consistency_proof(old, hashes) if 0 < old < size else []
         return format_add_checkpoint(old, proof, self.note(size))
+
+
+class ColludingWitness:
+    """A witness that lies for the operator: it cosigns, with its real key, whatever checkpoint
+    it is sent (a shrunk or forked log too), and keeps no state. In-process, on loopback."""
+
+    def __init__(self, signing_key_file: Path, port: int) -> None:
+        key = signing_key_file.read_text().strip()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                note = body.decode().split("\n\n", 1)[1]
+                line = cosign(split_note(note)[0], key, int(time.time())).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(line)))
+                self.end_headers()
+                self.wfile.write(line)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -22,6 +22,7 @@ from server.errors import ApiError, not_found
 from server.evidence.chunk_reads import chunk_response
 from server.evidence.uploads import upload_chunk
 from server.store.encounters import ChunkRecord
+from server.tlog import witnesses
 from server.tlog.witnesses import cosigned_note
 from server.trust.access import readable_encounter
 
@@ -94,10 +95,13 @@ class Chunk(MethodView):
     def put(self, headers: dict[str, Any], encounter_id: str, stream: str,
             seq: int) -> tuple[dict[str, Any], int]:
         """Upload one chunk (age file) with its signed descriptor; answers with the receipt."""
+        svc = services()
         record, created = upload_chunk(
-            services(), caller(), (encounter_id, stream, seq), headers["descriptor"],
+            svc, caller(), (encounter_id, stream, seq), headers["descriptor"],
             request.content_length, read_exactly,
         )
+        if created:  # witnesses see the log grow without waiting for a reader (background)
+            witnesses.collect_soon(svc, encounter_id)
         return receipt_body(record), 201 if created else 200
 
     @reader_endpoint(blp)

@@ -1,10 +1,14 @@
 """Collecting cosignatures of encounter checkpoints from the configured witnesses.
 
-Best effort and bounded: uploads never wait for a witness. When someone reads an encounter's
-latest checkpoint, every configured witness that has not yet cosigned it is asked once, all in
-parallel, each with SAFEHOLD_WITNESS_TIMEOUT_SECONDS; a witness that failed is not asked again
-about the same checkpoint for SAFEHOLD_WITNESS_RETRY_SECONDS (per process), so a dead witness
-costs one timeout, not one per read.
+Best effort and bounded: uploads never wait for a witness. After a chunk is committed (and its
+receipt already on its way), one background thread per server process asks the witnesses about
+the encounter's latest checkpoint; bursts are coalesced per encounter, so a recording costs a
+round per witness whenever the thread gets to it, not one per chunk, and a witness sees the log
+grow even if nobody reads it (a later restore of a backup is then evident to it). When someone
+reads an encounter's latest checkpoint, every configured witness that has not yet cosigned it is
+asked once, all in parallel, each with SAFEHOLD_WITNESS_TIMEOUT_SECONDS; a witness that failed
+is not asked again about the same checkpoint for SAFEHOLD_WITNESS_RETRY_SECONDS (per process),
+so a dead witness costs one timeout, not one per read.
 
 The server believes a witness holds the largest size it cosigned for the encounter (from the
 `cosignatures` table). On 409 the witness says what it really holds; the server retries once
@@ -76,6 +80,45 @@ def collect(svc: Services, encounter_id: str, found: StoredCheckpoint) -> None:
             if line is not None:
                 tx.insert_cosignature(encounter_id, found.tree_size, found.root, target.vkey,
                                       line, now)
+
+
+_soon: dict[str, Services] = {}  # encounters whose latest checkpoint is to be cosigned
+_soon_lock = threading.Lock()
+_soon_wake = threading.Event()
+_soon_thread: threading.Thread | None = None
+
+
+def collect_soon(svc: Services, encounter_id: str) -> None:
+    """After a commit: have the witnesses asked about the encounter's latest checkpoint, in the
+    background (never delaying the caller)."""
+    global _soon_thread
+    if not svc.config.get("WITNESSES"):
+        return
+    with _soon_lock:
+        _soon[encounter_id] = svc
+        if _soon_thread is None or not _soon_thread.is_alive():  # lazily: after gunicorn forks
+            _soon_thread = threading.Thread(target=_collect_pending, name="witnesses",
+                                            daemon=True)
+            _soon_thread.start()
+    _soon_wake.set()
+
+
+def _collect_pending() -> None:
+    while True:
+        _soon_wake.wait()
+        _soon_wake.clear()
+        while True:
+            with _soon_lock:
+                if not _soon:
+                    break
+                encounter_id, svc = _soon.popitem()
+            try:
+                with svc.store.read() as tx:
+                    found = tx.checkpoint(encounter_id)
+                if found is not None:
+                    collect(svc, encounter_id, found)
+            except Exception:  # noqa: BLE001 - a background courtesy must never die
+                log.exception("collecting cosignatures for %s failed", encounter_id)
 
 
 def _has_line(lines: set[str], target: Target) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.errors import UntrustedServer
+from sync.errors import ServerRefusal, UntrustedServer
 from sync.fetching.limits import MAX_NOTE_CHARS, MAX_PROOF_HASHES
 from sync.fetching.plan import Plan, PlannedChunk, Reader
 
@@ -66,11 +66,23 @@ def fetch_receipts(reader: Reader, plan: Plan, encounter_id: str,
         _pages(reader, plan, encounter_id, stream, by_seq, found)
     for chunk in wanted:
         if chunk.index not in found:  # a page left it out: ask for it alone
-            desc = chunk.desc
-            receipt, note = receipt_of(reader.api.chunk_receipt(encounter_id, desc.stream,
-                                                                desc.seq))
+            receipt, note = receipt_of(_lone_receipt(reader, encounter_id, chunk))
             found[chunk.index] = _matched(receipt, note, chunk)
     return found
+
+
+def _lone_receipt(reader: Reader, encounter_id: str, chunk: PlannedChunk) -> Any:
+    desc = chunk.desc
+    try:
+        return reader.api.chunk_receipt(encounter_id, desc.stream, desc.seq)
+    except ServerRefusal as exc:
+        if exc.status != 404:
+            raise
+        # its own signed log holds the device's descriptor: the chunk was acknowledged, and
+        # a server that no longer has it dropped evidence (issue 10), not a network problem
+        raise UntrustedServer(f"the server's signed log lists {desc.stream} seq {desc.seq} "
+                              f"(leaf {chunk.index}), but the server says it holds no such "
+                              "chunk: acknowledged evidence was dropped") from exc
 
 
 def _pages(reader: Reader, plan: Plan, encounter_id: str, stream: str,

@@ -92,6 +92,10 @@ class Outbox:
     def _tx(self) -> AbstractContextManager[sqlite_utils.Database]:
         return immediate(self.db, self._lock)
 
+    def transaction(self) -> AbstractContextManager[sqlite_utils.Database]:
+        """One IMMEDIATE transaction for the outbox's companions (sync/upload/findings.py)."""
+        return self._tx()
+
     def _migrate(self) -> None:
         with self._tx() as db:
             db.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY)")

@@ -50,4 +50,40 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE chunks ADD COLUMN uploader_pid INTEGER")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+FINDINGS_DDL = """
+CREATE TABLE findings (
+    id INTEGER PRIMARY KEY,
+    encounter TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    held_size INTEGER NOT NULL,
+    served_size INTEGER NOT NULL,
+    missing INTEGER NOT NULL,
+    requeued INTEGER NOT NULL,
+    first_missing TEXT,
+    held_checkpoint TEXT,
+    served_checkpoint TEXT,
+    found_at TEXT NOT NULL,
+    settled_at TEXT
+);
+CREATE TABLE retired_checkpoints (
+    finding INTEGER NOT NULL REFERENCES findings (id),
+    encounter TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root TEXT NOT NULL,
+    note TEXT,
+    PRIMARY KEY (finding, size)
+);
+"""
+
+
+def _migration_3(db: sqlite_utils.Database) -> None:
+    # Tampering this device found (sync/upload/findings.py): kept for good, so `device status`
+    # and a report can cite it after the device re-anchored on the server's new log; the
+    # checkpoints it had verified before move to retired_checkpoints, signed notes and all.
+    for statement in FINDINGS_DDL.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2,
+                                                              _migration_3]

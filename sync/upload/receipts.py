@@ -31,6 +31,7 @@ from crypto.errors import CryptoError
 from crypto.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
 from sync.api import unb64
 from sync.errors import UntrustedServer
+from sync.upload.findings import anchor_epoch
 from sync.upload.outbox import ChunkKey, Outbox
 
 ConsistencySource = Callable[[str, int, int], list[bytes]]
@@ -76,6 +77,7 @@ class ReceiptVerifier:
         self.server_name = server_name
         self.fetch_consistency = fetch_consistency
         self._chains: dict[str, dict[int, bytes]] = {}
+        self._epoch = anchor_epoch(outbox)
         self._unsaved: NewCheckpoints = {}
         self._lock = threading.RLock()
 
@@ -154,6 +156,10 @@ class ReceiptVerifier:
                 f"the one of size {largest} seen before (receipt for chunk {proven.key}): {exc}")
 
     def _chain(self, encounter: str) -> dict[int, bytes]:
+        epoch = anchor_epoch(self.outbox)
+        if epoch != self._epoch:  # a rollback check re-anchored an encounter (findings.py):
+            # forget the old chains, and never write their checkpoints beside the new anchor
+            self._chains, self._unsaved, self._epoch = {}, {}, epoch
         if encounter not in self._chains:
             self._chains[encounter] = self.outbox.checkpoints(encounter)
         return self._chains[encounter]
