@@ -43,18 +43,18 @@ def migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the server's database (the Procfile's release step)."""
     from server.config import ConfigError, load_config
     from server.ops.startup import StartupError, check_database
-    from server.store.metadata import Store
+    from server.store.metadata import open_store
 
     try:
         config = load_config(os.environ)
         check_database(config["DATABASE_FILE"])
     except (ConfigError, StartupError) as exc:
         raise CliError(str(exc))
-    store = Store(config["DATABASE_FILE"])
+    store = open_store(config)
     applied = store.migrate()
     for name in applied:
         print(f"applied migration {name}")
-    print(f"database {config['DATABASE_FILE']} is at schema version {store.schema_version()}")
+    print(f"database {store} is at schema version {store.schema_version()}")
     return EXIT_OK
 
 

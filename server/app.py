@@ -21,7 +21,7 @@ from server.identity.ratelimit import RateLimiter
 from server.json_depth import refuse_deep_json
 from server.ops import observe
 from server.ops.logs import LOG_FORMAT_ENV, RequestIdFilter, make_formatter
-from server.store.metadata import Store
+from server.store.metadata import open_store
 from server.tlog.serverkey import describe, load_or_create_server_key
 from server.web.browser import register_web_pages
 from server.web.docs import DOCS_CONFIG, register_docs
@@ -50,10 +50,10 @@ def _ensure_log_handler() -> None:
 
 
 def build_services(config: dict[str, Any]) -> Services:
-    store = Store(config["DATABASE_FILE"])
+    store = open_store(config)
     applied = store.migrate()
     if applied:
-        log.info("database %s: applied migrations %s", config["DATABASE_FILE"], applied)
+        log.info("database %s: applied migrations %s", store, applied)
     signing_key = load_or_create_server_key(config["SERVER_KEY_FILE"], config["SERVER_NAME"])
     server_key, fingerprint = describe(signing_key)
     log.info("server %s key fingerprint %s", config["SERVER_NAME"], fingerprint)

@@ -31,7 +31,7 @@ import requests
 
 from server.blobs.store import BlobStore, make_blob_store
 from server.identity.auth import iso
-from server.store.metadata import Store
+from server.store.metadata import Store, open_store
 from server.store.notify import ContactChannels, Delivery, Notification
 from server.trust.delivery import (
     DeliveryFailed,
@@ -196,7 +196,7 @@ def carry_out_due_deletions(store: Store, blobs: BlobStore, now: float) -> int:
 
 
 def build_worker(config: Mapping[str, Any]) -> Worker:
-    store = Store(config["DATABASE_FILE"])
+    store = open_store(config)
     store.migrate()
     clock = config.get("CLOCK") or time.time
     return Worker(store, make_blob_store(config), config, clock)

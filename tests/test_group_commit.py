@@ -15,14 +15,15 @@ import pytest
 
 from server.errors import ApiError
 from server.store.metadata import Store, Tx
+from server.store.sqlite_backend import SqliteStore
 
 ACCOUNT = "0b9c3c43-7a4c-4f73-9b3a-3d86b5f3a0a1"
 
 
 def kinds(store: Store) -> list[str]:
     with store.read() as tx:
-        rows = tx.db.execute("SELECT kind FROM changes ORDER BY id").fetchall()
-    return [str(row[0]) for row in rows]
+        rows = tx.db.query("SELECT kind FROM changes ORDER BY id")
+    return [str(row["kind"]) for row in rows]
 
 
 def job(index: int, refuse: bool) -> Callable[[Tx], int]:
@@ -37,7 +38,8 @@ def job(index: int, refuse: bool) -> Callable[[Tx], int]:
 
 def test_queued_jobs_commit_together_and_a_refusal_undoes_only_its_own_writes(
         tmp_path: Path) -> None:
-    store, other_process = Store(tmp_path / "db.sqlite3"), Store(tmp_path / "db.sqlite3")
+    path = tmp_path / "db.sqlite3"
+    store, other_process = SqliteStore(path), SqliteStore(path)
     store.migrate()
     answers: dict[int, object] = {}
 
@@ -62,7 +64,7 @@ def test_queued_jobs_commit_together_and_a_refusal_undoes_only_its_own_writes(
 
 
 def test_a_failing_commit_fails_every_job_of_the_batch_and_leaves_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite3")
+    store = SqliteStore(tmp_path / "db.sqlite3")
     store.migrate()
 
     def breaks_the_transaction(tx: Tx) -> None:

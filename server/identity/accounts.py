@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-import sqlite3
 import time
 
 from crypto.age import validate_recipient
@@ -20,6 +19,7 @@ from server.context import Services
 from server.errors import ApiError
 from server.identity.auth import Caller, iso, sha256_hex
 from server.store.accounts import Account, Device, DeviceInvitation
+from server.store.sql import IntegrityError
 
 INVITATION_CODE_BYTES = 16
 
@@ -107,7 +107,7 @@ def add_device(svc: Services, code: str, device_id: str, device_key: str,
             raise ApiError(409, "device_exists", "This device id is already registered.")
         try:
             tx.insert_device(Device(device_id, account.account_id, device_key, iso(now)))
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise ApiError(409, "device_exists", "This device id is already registered.")
         tx.redeem_device_invitation(sha256_hex(code), device_id, iso(now))
     return account, True

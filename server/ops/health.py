@@ -33,7 +33,7 @@ from server.store.schema import MIGRATIONS
 blp = Blueprint("health", __name__, url_prefix="", description="Health and metrics")
 log = logging.getLogger("safehold.server")
 PROBE_KEY = "readyz/probe"  # never stored; asking for it shows the store answers
-LATEST_SCHEMA = max(version for version, _name, _migrate in MIGRATIONS)
+LATEST_SCHEMA = max(migration.version for migration in MIGRATIONS)
 
 
 def _database_check(svc: Services) -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_utils import Database
-
-from server.store.rows import one_row
+from server.store.sql import Connection
 
 
 @dataclass(frozen=True)
@@ -42,12 +40,12 @@ class DeviceInvitation:
     redeemed_by: str | None
 
 
-def _one(db: Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
-    return one_row(db, sql, params)
+def _one(db: Connection, sql: str, params: list[Any]) -> dict[str, Any] | None:
+    return db.one(sql, params)
 
 
 class AccountQueries:
-    db: Database
+    db: Connection
 
     def device(self, device_id: str) -> Device | None:
         row = _one(self.db, "SELECT * FROM devices WHERE device_id = ?", [device_id])
@@ -65,17 +63,17 @@ class AccountQueries:
         return [Device(**row) for row in rows]
 
     def insert_account(self, account: Account) -> None:
-        self.db.table("accounts").insert(vars(account))
+        self.db.insert("accounts", vars(account))
 
     def insert_device(self, device: Device) -> None:
-        self.db.table("devices").insert(vars(device))
+        self.db.insert("devices", vars(device))
 
     # -- login challenges: stored hashed, deleted when used or expired
 
     def insert_challenge(self, challenge_hash: str, device_id: str, expires_at: float,
                          now: float) -> None:
         self.db.execute("DELETE FROM login_challenges WHERE expires_at < ?", [now])
-        self.db.table("login_challenges").insert(
+        self.db.insert("login_challenges",
             {"challenge_hash": challenge_hash, "device_id": device_id, "expires_at": expires_at}
         )
 
@@ -92,7 +90,7 @@ class AccountQueries:
 
     def insert_token(self, token: TokenRecord, created_at: str, now: float) -> None:
         self.db.execute("DELETE FROM tokens WHERE expires_at < ?", [now])
-        self.db.table("tokens").insert({**vars(token), "created_at": created_at})
+        self.db.insert("tokens", {**vars(token), "created_at": created_at})
 
     def token(self, token_id: str) -> TokenRecord | None:
         row = _one(self.db, "SELECT token_id, secret_hash, device_id, account_id, expires_at "
@@ -102,7 +100,7 @@ class AccountQueries:
     # -- add-device codes
 
     def insert_device_invitation(self, invitation: DeviceInvitation, created_by: str) -> None:
-        self.db.table("device_invitations").insert({**vars(invitation), "created_by": created_by})
+        self.db.insert("device_invitations", {**vars(invitation), "created_by": created_by})
 
     def device_invitation(self, code_hash: str) -> DeviceInvitation | None:
         row = _one(self.db, "SELECT code_hash, account_id, expires_at, redeemed_by "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlite_utils import Database
+from server.store.sql import Connection
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Change:
 
 
 class ChangeQueries:
-    db: Database
+    db: Connection
 
     def insert_change(self, account_id: str, kind: str, at: str, encounter_id: str | None = None,
                       stream: str | None = None, seq: int | None = None) -> None:
@@ -37,6 +37,5 @@ class ChangeQueries:
         return [Change(**row) for row in rows]
 
     def last_change_id(self, account_id: str) -> int:
-        row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM changes WHERE account_id = ?",
-                              [account_id]).fetchone()
-        return int(row[0])
+        return int(self.db.scalar("SELECT COALESCE(MAX(id), 0) FROM changes "
+                                  "WHERE account_id = ?", [account_id]))

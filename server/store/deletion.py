@@ -7,12 +7,12 @@ request per encounter is open (scheduled or held) at a time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlite_utils import Database
 
-from server.store.rows import one_row
+from server.store.sql import Connection
 
 OPEN_STATES = ("scheduled", "held")
 
@@ -66,34 +66,38 @@ def create_deletion_tables(db: Database) -> None:
     )
 
 
+_REQUEST_COLUMNS = ", ".join(field.name for field in fields(DeletionRequest))
+
+
 def _request(row: dict[str, Any]) -> DeletionRequest:
     return DeletionRequest(**row)
 
 
 class DeletionQueries:
-    db: Database
+    db: Connection
 
     def open_deletion(self, encounter_id: str) -> DeletionRequest | None:
         """The scheduled or held request of the encounter, if there is one."""
-        rows = list(self.db.query(
-            "SELECT * FROM deletion_requests WHERE encounter_id = ? "
+        rows = self.db.query(
+            f"SELECT {_REQUEST_COLUMNS} FROM deletion_requests WHERE encounter_id = ? "  # noqa: S608
             "AND state IN ('scheduled', 'held') ORDER BY requested_at DESC LIMIT 1",
-            [encounter_id]))
+            [encounter_id])
         return _request(rows[0]) if rows else None
 
     def latest_deletion(self, encounter_id: str) -> DeletionRequest | None:
-        rows = list(self.db.query(
-            "SELECT * FROM deletion_requests WHERE encounter_id = ? "
-            "ORDER BY requested_at DESC, rowid DESC LIMIT 1", [encounter_id]))
+        # rowid: the order requests were made in (PostgreSQL's table has a column of that name).
+        rows = self.db.query(
+            f"SELECT {_REQUEST_COLUMNS} FROM deletion_requests WHERE encounter_id = ? "  # noqa: S608
+            "ORDER BY requested_at DESC, rowid DESC LIMIT 1", [encounter_id])
         return _request(rows[0]) if rows else None
 
     def deletion_request(self, request_id: str) -> DeletionRequest | None:
-        rows = list(self.db.query("SELECT * FROM deletion_requests WHERE request_id = ?",
-                                  [request_id]))
+        rows = self.db.query(f"SELECT {_REQUEST_COLUMNS} FROM deletion_requests "  # noqa: S608
+                             "WHERE request_id = ?", [request_id])
         return _request(rows[0]) if rows else None
 
     def insert_deletion(self, request: DeletionRequest) -> None:
-        self.db.table("deletion_requests").insert(vars(request))
+        self.db.insert("deletion_requests", vars(request))
 
     def set_deletion_state(self, request_id: str, state: str, **stamps: str) -> None:
         """Move a request to `state`, recording e.g. held_by/held_at or cancelled_at."""
@@ -106,15 +110,16 @@ class DeletionQueries:
     def due_deletions(self, now: float, limit: int) -> list[DeletionRequest]:
         """Scheduled requests whose time has come, and ones a worker began but did not end."""
         rows = self.db.query(
-            "SELECT * FROM deletion_requests WHERE (state = 'scheduled' AND due_ts <= ?) "
+            f"SELECT {_REQUEST_COLUMNS} FROM deletion_requests "  # noqa: S608
+            "WHERE (state = 'scheduled' AND due_ts <= ?) "
             "OR state = 'deleting' ORDER BY due_ts LIMIT ?", [now, limit])
         return [_request(row) for row in rows]
 
     def insert_tombstone(self, tombstone: Tombstone) -> None:
-        self.db.table("encounter_tombstones").insert(vars(tombstone), ignore=True)
+        self.db.insert("encounter_tombstones", vars(tombstone), ignore=True)
 
     def tombstone(self, encounter_id: str) -> Tombstone | None:
-        row = one_row(self.db, "SELECT * FROM encounter_tombstones WHERE encounter_id = ?",
+        row = self.db.one("SELECT * FROM encounter_tombstones WHERE encounter_id = ?",
                       [encounter_id])
         return Tombstone(**row) if row else None
 

@@ -6,9 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_utils import Database
-
-from server.store.rows import one_row
+from server.store.sql import Connection
 
 
 @dataclass(frozen=True)
@@ -62,10 +60,10 @@ class StreamState:
 
 
 class EncounterQueries:
-    db: Database
+    db: Connection
 
     def encounter(self, encounter_id: str) -> Encounter | None:
-        row = one_row(self.db, f"SELECT {_ENCOUNTER_COLUMNS} FROM encounters "  # noqa: S608
+        row = self.db.one(f"SELECT {_ENCOUNTER_COLUMNS} FROM encounters "  # noqa: S608
                       "WHERE encounter_id = ?", [encounter_id])
         return Encounter(**row) if row else None
 
@@ -80,19 +78,22 @@ class EncounterQueries:
         return [Encounter(**row) for row in rows]
 
     def insert_encounter(self, encounter: Encounter) -> None:
-        self.db.table("encounters").insert({**vars(encounter), "log_frontier": b""})
+        self.db.insert("encounters", {**vars(encounter), "log_frontier": b""})
 
     def chunk(self, encounter_id: str, stream: str, seq: int) -> ChunkRecord | None:
-        row = one_row(self.db, "SELECT * FROM chunks WHERE encounter_id = ? AND stream = ? "
+        row = self.db.one("SELECT * FROM chunks WHERE encounter_id = ? AND stream = ? "
                       "AND seq = ?", [encounter_id, stream, seq])
         return ChunkRecord.from_row(row) if row else None
 
     def chunk_run(self, encounter_id: str, stream: str, start: int, end: int,
                   limit: int | None = None) -> list[ChunkRecord]:
         """The stored chunks of seqs [start, end) of one stream in seq order (at most `limit`)."""
-        rows = self.db.query("SELECT * FROM chunks WHERE encounter_id = ? AND stream = ? "
-                             "AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?",
-                             [encounter_id, stream, start, end, -1 if limit is None else limit])
+        sql = ("SELECT * FROM chunks WHERE encounter_id = ? AND stream = ? "
+               "AND seq >= ? AND seq < ? ORDER BY seq")
+        params: list[Any] = [encounter_id, stream, start, end]
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", [*params, limit]
+        rows = self.db.query(sql, params)
         return [ChunkRecord.from_row(row) for row in rows]
 
     def insert_chunk(self, chunk: ChunkRecord) -> None:
@@ -120,9 +121,8 @@ class EncounterQueries:
         return states
 
     def stream_count(self, encounter_id: str) -> int:
-        row = self.db.execute("SELECT COUNT(DISTINCT stream) FROM chunks WHERE encounter_id = ?",
-                              [encounter_id]).fetchone()
-        return int(row[0])
+        return int(self.db.scalar("SELECT COUNT(DISTINCT stream) FROM chunks "
+                                  "WHERE encounter_id = ?", [encounter_id]))
 
     def stream_summary(self, encounter_id: str, stream: str) -> tuple[int | None, int | None]:
         """(highest seq stored, seq of the final chunk) of one stream; (None, None) if empty.
@@ -130,10 +130,10 @@ class EncounterQueries:
         Uploads keep a final chunk the highest of its stream (nothing is admitted after it, and
         it is refused below a seq already held), so one index probe answers both.
         """
-        row = self.db.execute(
+        row = self.db.one(
             "SELECT seq, final FROM chunks WHERE encounter_id = ? AND stream = ? "
             "ORDER BY seq DESC LIMIT 1", [encounter_id, stream],
-        ).fetchone()
+        )
         if row is None:
             return None, None
-        return int(row[0]), (int(row[0]) if row[1] else None)
+        return int(row["seq"]), (int(row["seq"]) if row["final"] else None)

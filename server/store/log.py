@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlite_utils import Database
-
+from server.store.sql import Connection
 from server.tlog.frontier import Frontier
 
 
@@ -17,28 +16,31 @@ class StoredCheckpoint:
 
 
 class LogQueries:
-    db: Database
+    db: Connection
 
     def leaf_hashes(self, encounter_id: str, size: int) -> list[bytes]:
         """Hashes of leaves [0, size) in order."""
-        cursor = self.db.execute(
+        rows = self.db.query(
             "SELECT hash FROM log_leaves WHERE encounter_id = ? AND leaf_index < ? "
             "ORDER BY leaf_index", [encounter_id, size],
         )
-        return [bytes(row[0]) for row in cursor]
+        return [bytes(row["hash"]) for row in rows]
 
     def leaves(self, encounter_id: str, start: int, end: int) -> list[tuple[int, bytes]]:
-        cursor = self.db.execute(
+        rows = self.db.query(
             "SELECT leaf_index, data FROM log_leaves WHERE encounter_id = ? "
             "AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
             [encounter_id, start, end],
         )
-        return [(int(row[0]), bytes(row[1])) for row in cursor]
+        return [(int(row["leaf_index"]), bytes(row["data"])) for row in rows]
 
     def frontier(self, encounter_id: str) -> Frontier:
-        row = self.db.execute("SELECT log_size, log_frontier FROM encounters "
-                              "WHERE encounter_id = ?", [encounter_id]).fetchone()
-        return Frontier.from_bytes(int(row[0]), bytes(row[1]))
+        """The encounter's log, to append to: locked until the transaction ends, so appends
+        through any number of API nodes get one leaf index each, densely, in one order."""
+        row = self.db.one("SELECT log_size, log_frontier FROM encounters "  # noqa: S608
+                          f"WHERE encounter_id = ?{self.db.for_update}", [encounter_id])
+        assert row is not None, encounter_id
+        return Frontier.from_bytes(int(row["log_size"]), bytes(row["log_frontier"]))
 
     def append_leaf(self, encounter_id: str, leaf_hash: bytes, data: bytes,
                     frontier: Frontier) -> None:
@@ -64,14 +66,15 @@ class LogQueries:
                    tree_size: int | None = None) -> StoredCheckpoint | None:
         """The checkpoint signed at `tree_size`, or the latest one."""
         if tree_size is None:
-            cursor = self.db.execute(
+            row = self.db.one(
                 "SELECT tree_size, root, note FROM checkpoints WHERE encounter_id = ? "
                 "ORDER BY tree_size DESC LIMIT 1", [encounter_id],
             )
         else:
-            cursor = self.db.execute(
+            row = self.db.one(
                 "SELECT tree_size, root, note FROM checkpoints WHERE encounter_id = ? "
                 "AND tree_size = ?", [encounter_id, tree_size],
             )
-        row = cursor.fetchone()
-        return StoredCheckpoint(int(row[0]), bytes(row[1]), str(row[2])) if row else None
+        if row is None:
+            return None
+        return StoredCheckpoint(int(row["tree_size"]), bytes(row["root"]), str(row["note"]))

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from server.store.sql import Connection
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -78,24 +80,24 @@ _DELIVERY_COLUMNS = ("notification_id, channel, target, state, attempts, next_at
 
 
 class NotifyQueries:
-    db: Database
+    db: Connection
 
     def insert_notification(self, notification: Notification, created_at: float,
                             dedupe_key: str | None) -> bool:
         """False (and nothing written) when `dedupe_key` was used before."""
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO notifications (notification_id, contact_id, kind, "
+        inserted = self.db.execute(
+            "INSERT INTO notifications (notification_id, contact_id, kind, "
             "encounter_id, at, details, dedupe_key, created_at, expanded) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING",
             [notification.notification_id, notification.contact_id, notification.kind,
              notification.encounter_id, notification.at,
              json.dumps(notification.details, sort_keys=True), dedupe_key, created_at],
         )
-        return cursor.rowcount == 1
+        return inserted == 1
 
     def notification(self, notification_id: str) -> Notification | None:
-        rows = list(self.db.query("SELECT * FROM notifications WHERE notification_id = ?",
-                                  [notification_id]))
+        rows = self.db.query("SELECT * FROM notifications WHERE notification_id = ?",
+                             [notification_id])
         return _notification(rows[0]) if rows else None
 
     def notifications_for(self, contact_id: str) -> list[Notification]:
@@ -106,15 +108,15 @@ class NotifyQueries:
     def told_of(self, contact_id: str, encounter_id: str, kinds: tuple[str, ...]) -> bool:
         """Whether the contact was sent a notification of one of `kinds` about the encounter."""
         marks = ",".join("?" * len(kinds))
-        row = self.db.execute(
+        row = self.db.one(
             f"SELECT 1 FROM notifications WHERE contact_id = ? AND encounter_id = ? "  # noqa: S608
-            f"AND kind IN ({marks}) LIMIT 1", [contact_id, encounter_id, *kinds]).fetchone()
+            f"AND kind IN ({marks}) LIMIT 1", [contact_id, encounter_id, *kinds])
         return row is not None
 
     def queue_depth(self, now: float) -> dict[str, int]:
         """What `safehold worker` has still to do (for /metrics)."""
         def count(sql: str, params: list[Any]) -> int:
-            return int(self.db.execute(sql, params).fetchone()[0])
+            return int(self.db.scalar(sql, params))
 
         return {
             "notifications": count("SELECT COUNT(*) FROM notifications WHERE expanded = 0", []),
@@ -133,8 +135,8 @@ class NotifyQueries:
         """One pending delivery per (channel, target), due now; the notification is done."""
         for channel, target in targets:
             self.db.execute(
-                "INSERT OR IGNORE INTO deliveries (notification_id, channel, target, state, "
-                "attempts, next_attempt_at) VALUES (?, ?, ?, 'pending', 0, ?)",
+                "INSERT INTO deliveries (notification_id, channel, target, state, attempts, "
+                "next_attempt_at) VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT DO NOTHING",
                 [notification_id, channel, target, now],
             )
         self.db.execute("UPDATE notifications SET expanded = 1 WHERE notification_id = ?",
@@ -144,12 +146,15 @@ class NotifyQueries:
                              limit: int) -> list[Delivery]:
         """Pending deliveries whose time has come and that no other worker holds; leased."""
         # Oldest due first, and in the order the events happened among equals.
-        rows = list(self.db.query(
+        # Rows another worker is claiming right now are skipped, not waited for (PostgreSQL;
+        # SQLite's single writer already serialises claims).
+        rows = self.db.query(
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries "  # noqa: S608
             "JOIN notifications USING (notification_id) WHERE state = 'pending' "
             "AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
-            "ORDER BY next_attempt_at, notifications.id, channel LIMIT ?", [now, now, limit],
-        ))
+            "ORDER BY next_attempt_at, notifications.id, channel LIMIT ?"
+            + self.db.skip_locked("deliveries"), [now, now, limit],
+        )
         for row in rows:
             self.db.execute("UPDATE deliveries SET lease_until = ? WHERE notification_id = ? "
                             "AND channel = ?", [lease_until, row["notification_id"],
@@ -180,6 +185,6 @@ class NotifyQueries:
         return [Delivery(**row) for row in rows]
 
     def next_delivery_due(self) -> float | None:
-        row = self.db.execute("SELECT MIN(next_attempt_at) FROM deliveries "
-                              "WHERE state = 'pending'").fetchone()
-        return float(row[0]) if row and row[0] is not None else None
+        due = self.db.scalar("SELECT MIN(next_attempt_at) FROM deliveries "
+                             "WHERE state = 'pending'")
+        return float(due) if due is not None else None

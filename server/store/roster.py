@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
-from server.store.rows import one_row
+from server.store.sql import Connection
 
 
 def create_roster_tables(db: Database) -> None:
@@ -33,25 +33,25 @@ def create_roster_tables(db: Database) -> None:
 
 
 class RosterQueries:
-    db: Database
+    db: Connection
 
     def roster_notes(self, account_id: str) -> list[str]:
-        rows = self.db.execute(
+        rows = self.db.query(
             "SELECT note FROM roster_statements WHERE account_id = ? ORDER BY seq", [account_id])
-        return [str(row[0]) for row in rows.fetchall()]
+        return [str(row["note"]) for row in rows]
 
     def insert_roster_statement(self, account_id: str, seq: int, note: str, hash_hex: str,
                                 at: str) -> None:
-        self.db.table("roster_statements").insert(
+        self.db.insert("roster_statements",
             {"account_id": account_id, "seq": seq, "note": note, "hash": hash_hex,
              "created_at": at})
 
     def link_request(self, device_id: str) -> dict[str, str] | None:
-        return one_row(self.db, "SELECT * FROM roster_link_requests WHERE device_id = ?",
+        return self.db.one("SELECT * FROM roster_link_requests WHERE device_id = ?",
                        [device_id])
 
     def insert_link_request(self, device_id: str, account_id: str, proof: str, at: str) -> None:
-        self.db.table("roster_link_requests").insert(
+        self.db.insert("roster_link_requests",
             {"device_id": device_id, "account_id": account_id, "proof": proof, "created_at": at})
 
     def link_requests(self, account_id: str) -> list[dict[str, str]]:
@@ -59,13 +59,15 @@ class RosterQueries:
             "SELECT r.device_id, d.device_key, r.proof, r.created_at "
             "FROM roster_link_requests r JOIN devices d ON d.device_id = r.device_id "
             "WHERE r.account_id = ? ORDER BY r.created_at, r.device_id", [account_id])
-        return [dict(row) for row in rows]
+        return rows
 
     def contact_set(self, account_id: str) -> dict[str, object] | None:
-        return one_row(self.db, "SELECT seq, note FROM roster_contact_sets WHERE account_id = ?",
+        return self.db.one("SELECT seq, note FROM roster_contact_sets WHERE account_id = ?",
                        [account_id])
 
     def put_contact_set(self, account_id: str, seq: int, note: str, at: str) -> None:
-        self.db.table("roster_contact_sets").upsert(
-            {"account_id": account_id, "seq": seq, "note": note, "created_at": at},
-            pk="account_id")
+        self.db.execute(
+            "INSERT INTO roster_contact_sets (account_id, seq, note, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET seq = excluded.seq, "
+            "note = excluded.note, created_at = excluded.created_at",
+            [account_id, seq, note, at])

@@ -1,23 +1,42 @@
 """Schema migrations, in code. Each runs once, in its own transaction, recorded in `migrations`.
 
+One list for both backends. A migration's DDL is either one portable SQL string (used by
+SQLite and PostgreSQL as it is) or, where the dialects differ, a SQLite form and its
+PostgreSQL twin (server/store/schema_pg.py). The first migrations shipped as sqlite-utils table
+helpers; SQLite keeps running exactly those, so existing files are unchanged.
+
 Never edit a migration that has shipped; add a new one. Several processes (gunicorn workers, the
-release step) may start at once: the version check happens under the write lock, so each
-migration is applied exactly once.
+release step, other nodes) may start at once: the version check happens under a lock that
+excludes other migrating processes, so each migration is applied exactly once.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlite_utils import Database
 
+from server.store import schema_pg
 from server.store.deletion import create_deletion_tables
 from server.store.notify import create_notification_tables
 from server.store.roster import create_roster_tables
+from server.store.sql import Connection
+from server.store.sqlite_backend import SqliteConnection
 from server.store.witness import create_cosignature_table
 
-Migration = tuple[int, str, Callable[[Database], None]]
+if TYPE_CHECKING:
+    from server.store.metadata import Store
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str
+    # A portable SQL script, or (shipped migrations) a function of sqlite-utils' Database.
+    sqlite: str | Callable[[Database], None]
+    # PostgreSQL's form; None when `sqlite` is a portable script that PostgreSQL runs as is.
+    postgresql: str | None = None
 
 
 def _initial(db: Database) -> None:
@@ -142,33 +161,43 @@ def _notifications_and_deletions(db: Database) -> None:
 
 
 MIGRATIONS: Sequence[Migration] = (
-    (1, "accounts, devices, login, encounters, chunks, logs, changes", _initial),
-    (2, "contacts, invitations, alert and safe marks, releases, access log", _contacts),
-    (3, "notification outbox, deletion requests, tombstones", _notifications_and_deletions),
+    Migration(1, "accounts, devices, login, encounters, chunks, logs, changes", _initial,
+              schema_pg.INITIAL),
+    Migration(2, "contacts, invitations, alert and safe marks, releases, access log", _contacts,
+              schema_pg.CONTACTS),
+    Migration(3, "notification outbox, deletion requests, tombstones",
+              _notifications_and_deletions, schema_pg.NOTIFICATIONS_AND_DELETIONS),
     # Numbered apart from its neighbours so branches adding migrations do not collide.
-    (10, "device rosters, device link requests, signed contact sets", create_roster_tables),
-    (20, "witness cosignatures of checkpoints", create_cosignature_table),
+    Migration(10, "device rosters, device link requests, signed contact sets",
+              create_roster_tables, schema_pg.ROSTERS),
+    Migration(20, "witness cosignatures of checkpoints", create_cosignature_table,
+              schema_pg.COSIGNATURES),
 )
 
+_MIGRATIONS_TABLE = ("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, "
+                     "name TEXT, applied_at DOUBLE PRECISION)")
 
-def apply_migrations(db: Database, migrations: Sequence[Migration]) -> list[str]:
-    db.execute("PRAGMA journal_mode=WAL")  # persistent in the file; needs no open transaction
+
+def apply_migrations(store: Store, migrations: Sequence[Migration]) -> list[str]:
     applied: list[str] = []
-    for version, name, migrate in migrations:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if not db.table("migrations").exists():
-                db.table("migrations").create({"version": int, "name": str, "applied_at": float},
-                                        pk="version")
-            if db.execute("SELECT 1 FROM migrations WHERE version = ?", [version]).fetchone():
-                db.commit()
+    for migration in migrations:
+        with store.migration_transaction() as tx:
+            tx.db.execute(_MIGRATIONS_TABLE)
+            if tx.db.one("SELECT 1 FROM migrations WHERE version = ?", [migration.version]):
                 continue
-            migrate(db)
-            db.table("migrations").insert(
-                {"version": version, "name": name, "applied_at": time.time()})
-        except BaseException:
-            db.rollback()
-            raise
-        db.commit()
-        applied.append(f"{version}: {name}")
+            _run(tx.db, migration)
+            tx.db.insert("migrations", {"version": migration.version, "name": migration.name,
+                                        "applied_at": time.time()})
+        applied.append(f"{migration.version}: {migration.name}")
     return applied
+
+
+def _run(db: Connection, migration: Migration) -> None:
+    ddl: str | Callable[[Database], None] = migration.sqlite
+    if db.dialect == "postgresql" and migration.postgresql is not None:
+        ddl = migration.postgresql
+    if isinstance(ddl, str):
+        db.script(ddl)
+    else:
+        assert isinstance(db, SqliteConnection), "a sqlite-utils migration needs its PG twin"
+        ddl(db.database)

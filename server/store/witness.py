@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
+from server.store.sql import Connection
+
 
 def create_cosignature_table(db: Database) -> None:
     # One line per (checkpoint, witness). The root is kept so a line is attached only to the
@@ -17,20 +19,20 @@ def create_cosignature_table(db: Database) -> None:
 
 
 class WitnessQueries:
-    db: Database
+    db: Connection
 
     def cosignature_lines(self, encounter_id: str, tree_size: int, root: bytes) -> list[str]:
-        cursor = self.db.execute(
+        rows = self.db.query(
             "SELECT line FROM cosignatures WHERE encounter_id = ? AND tree_size = ? AND root = ? "
             "ORDER BY witness", [encounter_id, tree_size, root])
-        return [str(row[0]) for row in cursor]
+        return [str(row["line"]) for row in rows]
 
     def witness_size(self, encounter_id: str, witness: str) -> int:
         """The largest size `witness` cosigned for this encounter (its state, as we believe)."""
-        row = self.db.execute(
+        size = self.db.scalar(
             "SELECT MAX(tree_size) FROM cosignatures WHERE encounter_id = ? AND witness = ?",
-            [encounter_id, witness]).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+            [encounter_id, witness])
+        return int(size) if size is not None else 0
 
     def insert_cosignature(self, encounter_id: str, tree_size: int, root: bytes, witness: str,
                            line: str, created_at: str) -> None:
