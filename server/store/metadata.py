@@ -34,6 +34,7 @@ from server.store.log import LogQueries
 from server.store.notify import NotifyQueries
 from server.store.roster import RosterQueries
 from server.store.schema import MIGRATIONS, apply_migrations
+from server.store.shares import ShareQueries
 from server.store.witness import WitnessQueries
 
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -41,7 +42,7 @@ T = TypeVar("T")
 
 
 class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQueries,
-         ContactQueries, DeletionQueries, RosterQueries, WitnessQueries):
+         ContactQueries, DeletionQueries, RosterQueries, WitnessQueries, ShareQueries):
     """The queries of one transaction; obtained from Store.read() or Store.write()."""
 
     def __init__(self, db: Database) -> None:

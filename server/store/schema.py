@@ -15,6 +15,7 @@ from sqlite_utils import Database
 from server.store.deletion import create_deletion_tables
 from server.store.notify import create_notification_tables
 from server.store.roster import create_roster_tables
+from server.store.shares import create_share_tables
 from server.store.witness import create_cosignature_table
 
 Migration = tuple[int, str, Callable[[Database], None]]
@@ -148,6 +149,7 @@ MIGRATIONS: Sequence[Migration] = (
     # Numbered apart from its neighbours so branches adding migrations do not collide.
     (10, "device rosters, device link requests, signed contact sets", create_roster_tables),
     (20, "witness cosignatures of checkpoints", create_cosignature_table),
+    (40, "one-encounter shares and their re-wrapped headers", create_share_tables),
 )
 
 
