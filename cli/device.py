@@ -286,6 +286,9 @@ def sync(args: argparse.Namespace) -> int:
     _tampering(outbox, tampering)  # re-sent what it could; tampering is never swallowed
     code = _finish(report, "sync incomplete")
     check_contacts(state, api)
+    from cli.device_share import grant_shares  # chunks recorded since a share reach its reader
+
+    grant_shares(state, settings, api, refresh=False)
     require_witnesses(outbox, api, settings, uploading)
     feed = follow_changes(outbox, api)
     for encounter_id in feed.new_encounters:
