@@ -121,8 +121,10 @@ def store_grants(svc: Services, caller: Caller, encounter_id: str,
         contact = _share_contact(tx, caller, encounter_id, body["contact_id"])
         keys = [d.device_key for d in tx.devices_of(caller.account_id)]
         done = {(g.stream, g.seq) for g in tx.grants_of(encounter_id, contact.contact_id)}
-        new = [_checked(svc, tx, encounter_id, contact, keys, item, now)
-               for item in body["grants"] if (item["stream"], item["seq"]) not in done]
+        # Every grant is checked, even one for a chunk already granted (kept as it was).
+        checked = [_checked(svc, tx, encounter_id, contact, keys, item, now)
+                   for item in body["grants"]]
+        new = [g for g in checked if (g.stream, g.seq) not in done]
         for grant in new:
             tx.insert_grant(grant)
     return len(new)
