@@ -108,6 +108,8 @@ def shared(live_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
 
 def test_owner_pins_her_with_the_safety_number_she_sees(shared: Shared) -> None:
     safety = shared.join_stderr.split("safety number: ")[1].splitlines()[0].strip()
+    assert f"access: encounter {shared.encounter} only" in shared.join_stderr
+    assert f"Lawyer  [encounter {shared.encounter} only]  pinned" in shared.pinned_stderr
     count = len(shared.blobs_before)
     assert f"shared {count} more chunk(s) of encounter {shared.encounter} with Lawyer" in \
         shared.pinned_stderr
@@ -133,6 +135,11 @@ def test_she_fetches_verifies_and_decrypts_byte_identical_media(shared: Shared) 
                             capture_output=True, timeout=30)
     assert opened.returncode == 0, opened.stderr
     assert opened.stdout == shared.media[:CHUNK]
+    opened_payload = first.read_bytes()[age.read_header(first.read_bytes()).payload_offset:]
+    again = ok("fetch", shared.encounter, "-o", bundle, "--state", shared.lawyer)  # resumable
+    assert "OK: nothing was altered" in again.stdout
+    assert first.read_bytes()[age.read_header(first.read_bytes()).payload_offset:] == \
+        opened_payload
     # The server still holds exactly the bytes it was sent: no copy, no re-upload.
     assert shared.blobs() == shared.blobs_before
 

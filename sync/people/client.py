@@ -92,7 +92,8 @@ def join(state: ContactState, url: str, code_text: str, age_recipient: str,
         policy=terms.policy, check_in_minutes=terms.check_in_minutes,
         age_recipient=age_recipient, identity_file=identity_file,
         safety_number=invitation_safety_number(terms, keys),
-        accepted_at=str(accepted["accepted_at"]), webhook_secret=accepted.get("webhook_secret"))
+        accepted_at=str(accepted["accepted_at"]), webhook_secret=accepted.get("webhook_secret"),
+        encounter=terms.encounter)
     state.save_membership(membership)
     return membership
 

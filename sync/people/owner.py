@@ -111,7 +111,10 @@ def refresh_contacts(book: ContactBook, api: ApiClient) -> ContactsReport:
               for c in api.json("GET", "/v1/contacts", auth=True)["contacts"]}
     for invitation in book.invitations():
         contact = remote.pop(invitation.invitation_id, None)
-        report.lines.append(_reconcile(book, api, invitation, contact, report))
+        line = _reconcile(book, api, invitation, contact, report)
+        if invitation.terms.encounter is not None:  # a share's policy is not used: say so
+            line.policy = f"encounter {invitation.terms.encounter} only"
+        report.lines.append(line)
     for contact in remote.values():  # accepted invitations another device made
         report.lines.append(ContactLine(str(contact["name"]), str(contact["policy"]),
                                         contact.get("check_in_minutes"), "other-device",
