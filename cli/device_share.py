@@ -13,11 +13,12 @@ import argparse
 import sys
 import time
 
-from cli.common import EXIT_OK, EXIT_VERIFY
+from cli.common import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
 from cli.device import _registered, _timeout
 from sync.api import ApiClient
 from sync.device.account import client_for
 from sync.device.state import Settings, StateFolder
+from sync.people.book import ContactBook
 from sync.people.owner import contact_book, refresh_contacts, revoke_contact
 from sync.people.share import grant_pending, make_share
 
@@ -47,12 +48,23 @@ def grant_shares(state: StateFolder, settings: Settings, api: ApiClient,
     return not report.problems
 
 
+def _check_share_of(book: ContactBook, api: ApiClient, encounter: str, contact_id: str) -> None:
+    """--revoke ends a share of this encounter, never a trusted contact by mistake."""
+    scoped = {inv.invitation_id for inv in book.invitations() if inv.terms.encounter == encounter}
+    remote = api.json("GET", "/v1/contacts", auth=True)["contacts"]
+    if not any(c["contact_id"] == contact_id and c["invitation_id"] in scoped for c in remote):
+        raise CliError(f"{contact_id} is not a recipient of a share of {encounter} made on this "
+                       "device (`safehold device contacts` lists them; a trusted contact is "
+                       "removed with `device contacts --revoke`)", EXIT_USAGE)
+
+
 def share(args: argparse.Namespace) -> int:
     state, settings = _registered(args)
     api = client_for(state, settings, _timeout())
     if args.revoke:
         book = contact_book(state)
         try:
+            _check_share_of(book, api, args.encounter, args.revoke)
             revoke_contact(book, api, args.revoke)
         finally:
             book.close()

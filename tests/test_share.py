@@ -291,6 +291,10 @@ def test_revoked_recipient_is_served_nothing(shared: Shared) -> None:
     log_path = f"/v1/encounters/{shared.encounter}/access-log"
     before = api.json("GET", log_path, auth=True)["entries"]
     assert any(e["contact_id"] == shared.contact_id for e in before)  # her reads are logged
+    wrong = safehold("device", "share", shared.other, "--revoke", shared.contact_id,
+                     "--state", shared.phone)  # not a share of that encounter: nothing ends
+    assert wrong.returncode == 2 and "is not a recipient of a share of" in wrong.stderr
+    assert api.json("GET", f"/v1/contacts/{shared.contact_id}", auth=True)["status"] == "active"
     revoked = ok("device", "share", shared.encounter, "--revoke", shared.contact_id,
                  "--state", shared.phone)
     assert "revoked" in revoked.stderr
