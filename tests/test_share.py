@@ -239,6 +239,22 @@ def test_verify_refuses_a_tampered_grant_chain_naming_the_chunk(shared: Shared) 
                       "--no-pdf")
     assert denied.returncode == 1 and not (shared.tmp / "o2").exists()
 
+    # A header with a wrong MAC that the owner's device itself signed (a buggy phone): only
+    # the file key can tell, so verify passes and decrypt leaves the chunk out, naming it.
+    signed_bad = _tampered(shared, "signed-mac")
+    grant0 = json.loads((chunks / "00000000.grant.json").read_text())
+    resigned = Grant.parse(grant0["grant"].split("\n\n")[0] + "\n")
+    resigned = Grant(**{**vars(resigned),
+                        "header_sha256": hashlib.sha256(flipped[:cut0]).hexdigest()})
+    (signed_bad / "chunks/audio/00000000.age").write_bytes(flipped)
+    (signed_bad / "chunks/audio/00000000.grant.json").write_text(json.dumps(
+        {**grant0, "grant": sign_grant(resigned, StateFolder(shared.phone).device_signing_key())}))
+    ok("verify", signed_bad)
+    opened = safehold("decrypt", signed_bad, "-i", shared.lawyer_key, "-o", shared.tmp / "o3",
+                      "--no-pdf")
+    assert opened.returncode == 1  # the rest is kept, with the gap marked (as decrypt does)
+    assert "audio: seq 0 could not be decrypted" in opened.stdout + opened.stderr
+
 
 def _wait_for_chunk(shared: Shared) -> str:
     """The id of the live recording once the server holds its first audio chunk."""
