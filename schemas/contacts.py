@@ -198,7 +198,7 @@ class ReleasedEncounterSchema(Schema):
     log_origin = fields.String(required=True)
     released_at = time_field("when the policy released it", required=True)
     reason = fields.String(required=True, metadata={"description": "immediate | alert | "
-                                                    "check_in"})
+                                                    "check_in | share (a one-encounter share)"})
     deletion = fields.Nested(DeletionSchema, required=True, allow_none=True, metadata={
         "description": "a scheduled or held deletion: place a hold to stop it"})
 
