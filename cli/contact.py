@@ -30,7 +30,11 @@ def join(args: argparse.Namespace) -> int:
                                  str(args.identity.resolve()), args.name, notify, _timeout())
     print(f"joined as contact {membership.contact_id} of {membership.label} "
           f"(account {membership.account_id}) on {membership.server_name}")
-    print(f"policy: {policy_text(membership.policy, membership.check_in_minutes)}")
+    if membership.encounter is not None:  # `safehold device share`
+        print(f"access: encounter {membership.encounter} only, once the owner's device has "
+              "verified your key and re-wrapped it to you")
+    else:
+        print(f"policy: {policy_text(membership.policy, membership.check_in_minutes)}")
     print(f"safety number: {membership.safety_number}")
     print("Compare the safety number with the one the owner's phone shows (`safehold device "
           "contacts`). Nothing is released to you until their device has confirmed you.")

@@ -286,6 +286,13 @@ def sync(args: argparse.Namespace) -> int:
     _tampering(outbox, tampering)  # re-sent what it could; tampering is never swallowed
     code = _finish(report, "sync incomplete")
     check_contacts(state, api)
+    from cli.device_share import grant_shares  # chunks recorded since a share reach its reader
+
+    try:
+        grant_shares(state, settings, api, refresh=False)
+    except SyncError as exc:  # the upload is done; re-wrapping waits for the next run
+        print(f"safehold: shared encounters were not re-wrapped now ({exc}); run `safehold "
+              "device sync` again", file=sys.stderr)
     require_witnesses(outbox, api, settings, uploading)
     feed = follow_changes(outbox, api)
     for encounter_id in feed.new_encounters:

@@ -106,6 +106,9 @@ def contacts(args: argparse.Namespace) -> int:
     finally:
         book.close()
     _share_contacts(state, settings, api)
+    from cli.device_share import grant_shares  # one-encounter shares: re-wrap what they lack
+
+    granted = grant_shares(state, settings, api, refresh=False)
     for line in report.lines:
         _show(line)
     if not report.lines:
@@ -117,7 +120,7 @@ def contacts(args: argparse.Namespace) -> int:
               "the invitation secret (substituted). They were revoked and nothing is sealed "
               "to that key; invite them again and compare safety numbers.", file=sys.stderr)
         return EXIT_VERIFY
-    return EXIT_OK
+    return EXIT_OK if granted else EXIT_VERIFY
 
 
 def _share_contacts(state: StateFolder, settings: Settings, api: ApiClient) -> None:

@@ -77,6 +77,14 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
                    help="with --change: the new release policy")
     p.add_argument("--check-in-minutes", type=int, metavar="M", default=None,
                    help="with --policy check_in: minutes before release")
+    p = _cmd(dsub, "share", "cli.device_share:share",
+             "one-encounter invitation: the recipient (a lawyer) can read exactly that encounter",
+             state=True)
+    p.add_argument("encounter", metavar="ENCOUNTER", type=encounter_arg,
+                   help="the encounter to share")
+    p.add_argument("--name", metavar="N", help="what you call the recipient (shown in lists)")
+    p.add_argument("--revoke", metavar="CONTACT", help="end the share with this recipient "
+                   "(contact id): the server serves them nothing more")
     p = _cmd(dsub, "record", "cli.device:record",
              "cut FILE (or - for stdin) into chunks as a live recording would, seal, queue, upload",
              state=True)

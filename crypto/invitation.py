@@ -114,9 +114,14 @@ class OwnerTerms:
     policy: str
     check_in_minutes: int | None
     expires_at: str
+    # A one-encounter invitation (`safehold device share`): the recipient may read this
+    # encounter only. None for a trusted contact; then the text has no `encounter` line.
+    encounter: str | None = None
 
     def __post_init__(self) -> None:
         check_invitation_id(self.invitation_id)
+        if self.encounter is not None and not _UUID.fullmatch(self.encounter):
+            raise MalformedError("encounter must be a lowercase UUID")
         if not self.server or any(c in self.server for c in " \n"):
             raise MalformedError("server must be a host[:port]")
         if not _UUID.fullmatch(self.account_id):
@@ -135,6 +140,8 @@ class OwnerTerms:
                  f"account {self.account_id}", f"recipient {self.recovery_recipient}",
                  *(f"device {key}" for key in self.device_keys), f"policy {self.policy}",
                  f"check_in {minutes}", f"expires {self.expires_at}"]
+        if self.encounter is not None:
+            lines.append(f"encounter {self.encounter}")
         return "".join(line + "\n" for line in lines)
 
     def safety_bytes(self) -> bytes:
@@ -145,11 +152,11 @@ class OwnerTerms:
 
 def owner_terms(invitation_id: str, server: str, account_id: str, recovery_recipient: str,
                 device_keys: Sequence[str], policy: str, check_in_minutes: int | None,
-                expires_at: str) -> OwnerTerms:
+                expires_at: str, encounter: str | None = None) -> OwnerTerms:
     return OwnerTerms(invitation_id, server, account_id, recovery_recipient,
                       tuple(sorted(set(device_keys))), policy,
                       None if check_in_minutes is None else parse_minutes(check_in_minutes),
-                      expires_at)
+                      expires_at, encounter)
 
 
 def parse_minutes(value: int | str) -> int:

@@ -81,6 +81,10 @@ class ContactInvitationRequestSchema(Schema):
                               validate=validate.Length(min=1, max=MAX_DEVICE_KEYS))
     owner_proof = fields.String(required=True, validate=validate.Regexp(PROOF_PATTERN),
                                 metadata={"description": "b64 HMAC over the owner terms"})
+    encounter_id = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
+        r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"), metadata={
+        "description": "a one-encounter share (`safehold device share`): the only encounter "
+                       "the recipient may read"})
 
     @validates_schema
     def _policy_minutes(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -106,6 +110,8 @@ class InvitationTermsSchema(Schema):
     expires_at = time_field("the invitation expires then", required=True)
     owner_proof = fields.String(required=True)
     accepted = fields.Boolean(required=True)
+    encounter_id = fields.String(allow_none=True, metadata={
+        "description": "set for a one-encounter share (covered by owner_proof)"})
 
 
 class AcceptRequestSchema(Schema):
@@ -192,7 +198,7 @@ class ReleasedEncounterSchema(Schema):
     log_origin = fields.String(required=True)
     released_at = time_field("when the policy released it", required=True)
     reason = fields.String(required=True, metadata={"description": "immediate | alert | "
-                                                    "check_in"})
+                                                    "check_in | share (a one-encounter share)"})
     deletion = fields.Nested(DeletionSchema, required=True, allow_none=True, metadata={
         "description": "a scheduled or held deletion: place a hold to stop it"})
 

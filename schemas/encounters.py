@@ -34,5 +34,8 @@ class StreamHoldingsSchema(Schema):
 
 class EncounterDetailSchema(EncounterSchema):
     log_size = fields.Integer(required=True, metadata={"description": "leaves in the log"})
+    shared = fields.Boolean(dump_default=False, metadata={
+        "description": "true for a one-encounter share's recipient: her chunks' re-wrapped "
+                       "headers are at GET /v1/encounters/{id}/grants"})
     streams = fields.Dict(keys=fields.String(), values=fields.Nested(StreamHoldingsSchema),
                           required=True)

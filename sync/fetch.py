@@ -188,6 +188,10 @@ def fetch_encounter(reader: Reader, encounter_id: str, dest: Path, *,
     with ThreadPoolExecutor(max_workers=max(1, downloads)) as pool:
         got = list(pool.map(lambda job: _run_job(reader, writer, encounter_id, job, receipts,
                                                  progress), jobs))
+    if encounter.get("shared"):  # a one-encounter share's recipient: her re-wrapped headers
+        from sync.fetching.grants import apply_grants
+
+        apply_grants(reader, writer, encounter_id, plan)
     writer.write_leaves({"index": i, "data": base64.b64encode(leaf).decode("ascii")}
                         for i, leaf in enumerate(plan.leaves))
     writer.write_checkpoint(plan.checkpoint_note)

@@ -49,14 +49,15 @@ class Invitation:
 
 def invite(owner: Device, policy: str = "immediate", minutes: int | None = None,
            name: str = "Ana", now: float | None = None,
-           code: InvitationCode | None = None) -> Invitation:
-    """Make a code, commit to the owner's keys and terms, and store the invitation."""
+           code: InvitationCode | None = None, encounter: str | None = None) -> Invitation:
+    """Make a code, commit to the owner's keys and terms, and store the invitation (with
+    `encounter`, a one-encounter share)."""
     code = code or new_invitation_code()
     account = owner.call("GET", "/v1/account").json()
     terms = owner_terms(code.invitation_id, owner.server_name, owner.account_id,
                         account["recovery_recipient"],
                         [d["device_key"] for d in account["devices"]], policy, minutes,
-                        rfc3339((now if now is not None else time.time()) + WEEK))
+                        rfc3339((now if now is not None else time.time()) + WEEK), encounter)
     response = owner.call("POST", "/v1/contacts/invitations", json=invitation_body(
         code, terms, name))
     return Invitation(code, terms, response)
@@ -67,7 +68,8 @@ def invitation_body(code: InvitationCode, terms: OwnerTerms, name: str) -> dict[
             "check_in_minutes": terms.check_in_minutes, "expires_at": terms.expires_at,
             "recovery_recipient": terms.recovery_recipient,
             "device_keys": list(terms.device_keys), "owner_proof": owner_proof(code.secret,
-                                                                               terms)}
+                                                                               terms),
+            **({"encounter_id": terms.encounter} if terms.encounter else {})}
 
 
 @dataclass
@@ -140,9 +142,10 @@ def confirm_checked(owner: Device, invitation: Invitation, contact_id: str) -> N
 
 def add_contact(owner: Device, policy: str = "immediate", minutes: int | None = None,
                 name: str = "Ana", confirm: bool = True, now: float | None = None,
-                **accept_extra: Any) -> Invitee:
-    """A contact of `owner`, accepted (and confirmed unless told not to), logged in."""
-    invitation = invite(owner, policy, minutes, name, now)
+                encounter: str | None = None, **accept_extra: Any) -> Invitee:
+    """A contact of `owner`, accepted (and confirmed unless told not to), logged in; with
+    `encounter`, the recipient of a one-encounter share of it."""
+    invitation = invite(owner, policy, minutes, name, now, encounter=encounter)
     assert invitation.response.status_code == 201, invitation.response.text
     invitee = Invitee(owner.url, owner.server_name)
     accepted = invitee.accept(invitation.code, **accept_extra)

@@ -76,6 +76,10 @@ ROSTER_OPERATIONS = {  # issue 10: the signed device roster (tests/test_roster_*
     ("POST", "/v1/roster/requests"), ("GET", "/v1/roster/contacts"),
     ("PUT", "/v1/roster/contacts"),
 }
+SHARE_OPERATIONS = {  # issue 11: one-encounter shares (tests/test_share.py)
+    ("GET", "/v1/encounters/{encounter_id}/grants"),
+    ("POST", "/v1/encounters/{encounter_id}/grants"),
+}
 OPS_OPERATIONS = {  # issue 14: health and metrics (tests/test_ops_health.py)
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
 }
@@ -98,7 +102,8 @@ def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> No
         ("GET", log + "/checkpoint"), ("GET", log + "/checkpoints/{size}"),
         ("GET", log + "/consistency"), ("GET", log + "/inclusion"), ("GET", log + "/leaves"),
         ("GET", "/v1/changes"),
-    } | CONTACT_OPERATIONS | DELETION_OPERATIONS | BATCH_OPERATIONS | ROSTER_OPERATIONS
+    } | CONTACT_OPERATIONS | DELETION_OPERATIONS | BATCH_OPERATIONS | ROSTER_OPERATIONS \
+        | SHARE_OPERATIONS
     upload = spec["paths"][chunk]["put"]
     assert "application/octet-stream" in upload["requestBody"]["content"]
     assert any(p["name"] == "Safehold-Descriptor" and p["in"] == "header"

@@ -67,6 +67,9 @@ def build_world(server: AppServer) -> World:
         "revoked": add_contact(owner, "immediate", name="Gone", now=clock.now),
         "pending": add_contact(owner, "immediate", name="Unconfirmed", confirm=False,
                                now=clock.now),
+        # `safehold device share`: joined after it was recorded, may read that one only
+        "share": add_contact(owner, "immediate", name="Lawyer", now=clock.now,
+                             encounter=encounters["before_contacts"]),
     }
     assert owner.call("DELETE", f"/v1/contacts/{contacts['revoked'].contact_id}").ok
     record("due")  # check_in: nobody marks safe
@@ -115,6 +118,11 @@ ROLES = [
     Role("check_in contact, after the deadline", "contact:check_in", "due", True),
     Role("check_in contact, safe mark in time", "contact:check_in", "safe"),
     Role("revoked contact", "contact:revoked", "plain"),
+    Role("share recipient, her encounter (recorded before she joined)", "contact:share",
+         "before_contacts", True),
+    Role("share recipient, another encounter", "contact:share", "plain"),
+    Role("share recipient, an encounter released to every other contact", "contact:share",
+         "alerted"),
     Role("unconfirmed contact", "contact:pending", "plain"),
     Role("forged token", "forged", "plain"),
     Role("no token", "none", "plain"),
@@ -149,6 +157,8 @@ ENDPOINTS = [
     Endpoint("GET", LOG + "/leaves?start=0&end=1", "read"),
     Endpoint("GET", "/v1/encounters/{e}/streams/audio/receipts", "read"),  # batch (issue 9)
     Endpoint("GET", "/v1/encounters/{e}/streams/audio/pack?start=0&end=1", "read"),
+    Endpoint("GET", "/v1/encounters/{e}/grants", "read"),  # one-encounter shares (issue 11)
+    Endpoint("POST", "/v1/encounters/{e}/grants", "device", 422, "empty"),
     Endpoint("PUT", "/v1/encounters/{e}", "write", 200, "put_encounter"),
     Endpoint("PUT", "/v1/encounters/{e}/streams/audio/chunks/0", "write", 200, "chunk"),
     Endpoint("POST", "/v1/encounters/{e}/alert", "write", 201),
@@ -182,7 +192,8 @@ DELETION_ENDPOINTS = [
     Endpoint("DELETE", "/v1/encounters/{e}", "deletion_request", 202),
 ]
 DELETION_STATES = ["none", "scheduled", "held"]  # "none": no deletion ever requested
-ACTIVE_CONTACTS = ("contact:immediate", "contact:on_alert", "contact:check_in")
+ACTIVE_CONTACTS = ("contact:immediate", "contact:on_alert", "contact:check_in",
+                   "contact:share")
 
 
 def expected(role: Role, endpoint: Endpoint) -> tuple[int, str | None]:
@@ -221,6 +232,8 @@ def expected_for_deletion(role: Role, endpoint: Endpoint, state: str) -> tuple[i
     if role.kind.startswith("contact"):
         if group in ("deletion_request", "deletion_cancel"):
             return 403, "devices_only"
+        if role.kind == "contact:share" and not role.visible:
+            return 404, "not_found"  # never told of another encounter's deletion
         if role.kind not in ACTIVE_CONTACTS or (state == "none" and not role.visible):
             return 404, "not_found"
     elif group == "deletion_hold":
@@ -272,7 +285,7 @@ def owner_secrets(world: World) -> list[str]:
                world.owner.device_key.split("+", 2)[2], *world.encounters.values()]
     for invitee in world.contacts.values():
         secrets += [str(invitee.contact_id), invitee.recipient]
-    secrets += ["Imm", "Alerted", "Checker", "Gone", "Unconfirmed"]
+    secrets += ["Imm", "Alerted", "Checker", "Gone", "Unconfirmed", "Lawyer"]
     for body, note in world.uploads.values():
         secrets += [note.split("sha256 ")[1][:64], base64.b64encode(body[-48:]).decode()]
     assert all(len(secret) >= 3 for secret in secrets), secrets
@@ -386,7 +399,7 @@ def test_contacts_list_and_follow_exactly_what_was_released_to_them(world: World
         "immediate": {enc["due"], enc["safe"], enc["plain"], enc["alerted"]},
         "on_alert": {enc["alerted"]},
         "check_in": {enc["due"], enc["alerted"]},
-        "revoked": set(), "pending": set(),
+        "revoked": set(), "pending": set(), "share": {enc["before_contacts"]},
     }
     for name, invitee in world.contacts.items():
         listed = invitee.call("GET", "/v1/released").json()["encounters"]

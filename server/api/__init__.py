@@ -15,6 +15,7 @@ from server.api import (
     log,
     meta,
     roster,
+    shares,
 )
 from server.api.common import (
     BEARER_SCHEME,
@@ -31,6 +32,6 @@ def register_api(api: Api) -> None:
     api.register_converter(UuidConverter, uuid_param_schema)
     api.register_converter(StreamConverter, stream_param_schema)
     for module in (meta, accounts, encounters, chunks, log, changes, contacts, deletion,
-                   batch, roster):
+                   batch, roster, shares):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)

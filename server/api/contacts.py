@@ -52,14 +52,15 @@ def _invitation_id(value: str) -> str:
     return value
 
 
-def terms_body(invitation: ContactInvitation, accepted: bool) -> dict[str, Any]:
+def terms_body(invitation: ContactInvitation, accepted: bool,
+               encounter_id: str | None = None) -> dict[str, Any]:
     return {"invitation_id": invitation.invitation_id, "server": services().server_name,
             "account_id": invitation.account_id,
             "recovery_recipient": invitation.owner_recipient,
             "device_keys": invitation.owner_device_keys, "policy": invitation.policy,
             "check_in_minutes": invitation.check_in_minutes,
             "expires_at": invitation.expires_at, "owner_proof": invitation.owner_proof,
-            "accepted": accepted}
+            "accepted": accepted, "encounter_id": encounter_id}
 
 
 @blp.route("/contacts/invitations")
@@ -135,7 +136,8 @@ class Invitation(MethodView):
         with svc.store.read() as tx:
             invitation = contacts.open_invitation(tx, _invitation_id(invitation_id), svc.now())
             accepted = tx.contact_by_invitation(invitation_id) is not None
-        return terms_body(invitation, accepted)
+            scope = tx.shared_encounter_of_invitation(invitation_id)
+        return terms_body(invitation, accepted, scope)
 
 
 @blp.route(INVITATION_PATH + "/accept")

@@ -17,6 +17,7 @@ from server.api.common import caller, device_endpoint, reader_endpoint, refusals
 from server.context import services
 from server.evidence.deletion import open_deletion_view
 from server.evidence.encounters import log_origin, put_encounter
+from server.identity.auth import CONTACT
 from server.store.encounters import Encounter
 from server.store.metadata import Tx
 from server.trust.access import readable_encounter
@@ -71,8 +72,11 @@ class EncounterById(MethodView):
             encounter = readable_encounter(tx, caller(), encounter_id)
             streams = tx.streams(encounter_id)
             body = with_deletion(tx, encounter_body(encounter))
+            who = caller()
+            shared = who.kind == CONTACT and \
+                tx.shared_encounter_of_contact(who.contact_id) is not None
         return {
-            **body,
+            **body, "shared": shared,
             "log_size": encounter.log_size,
             "streams": {name: {"seqs": state.seqs, "final_seq": state.final_seq}
                         for name, state in streams.items()},

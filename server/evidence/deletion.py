@@ -71,7 +71,7 @@ def refuse_if_deleted(tx: Tx, encounter_id: str) -> None:
 
 def _announce(tx: Tx, encounter: Encounter, kind: str, at: str,
               details: dict[str, Any] | None = None) -> None:
-    for contact_id in active_contact_ids(tx, encounter.account_id):
+    for contact_id in active_contact_ids(tx, encounter.account_id, encounter.encounter_id):
         enqueue_notification(tx, contact_id=contact_id, kind=kind,
                              encounter_id=encounter.encounter_id, at=at, details=details)
     tx.insert_change(encounter.account_id, kind, at, encounter.encounter_id)
@@ -166,7 +166,7 @@ def may_see_deletion(tx: Tx, caller: Caller, encounter: Encounter, now: float) -
     if caller.kind == DEVICE:
         return caller.account_id == encounter.account_id
     if caller.kind != CONTACT or caller.contact_id not in active_contact_ids(
-            tx, encounter.account_id):
+            tx, encounter.account_id, encounter.encounter_id):
         return False
     if tx.told_of(caller.contact_id, encounter.encounter_id, ANNOUNCED):
         return True
@@ -174,8 +174,11 @@ def may_see_deletion(tx: Tx, caller: Caller, encounter: Encounter, now: float) -
     return contact is not None and encounter_release(tx, contact, encounter, now) is not None
 
 
-def active_contact_ids(tx: Tx, account_id: str) -> list[str]:
-    return [contact.contact_id for contact in tx.contacts_of(account_id, ACTIVE)]
+def active_contact_ids(tx: Tx, account_id: str, encounter_id: str) -> list[str]:
+    """The active contacts told of (and able to hold) a deletion of the encounter: every
+    trusted contact, and a one-encounter share's recipient for her encounter only."""
+    return [contact.contact_id for contact in tx.contacts_of(account_id, ACTIVE)
+            if tx.shared_encounter_of_contact(contact.contact_id) in (None, encounter_id)]
 
 
 # -- the worker's part --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from server.store.group_commit import GroupCommit
 from server.store.log import LogQueries
 from server.store.notify import NotifyQueries
 from server.store.roster import RosterQueries
+from server.store.shares import ShareQueries
 from server.store.sql import Connection
 from server.store.witness import WitnessQueries
 
@@ -33,7 +34,7 @@ T = TypeVar("T")
 
 
 class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQueries,
-         ContactQueries, DeletionQueries, RosterQueries, WitnessQueries):
+         ContactQueries, DeletionQueries, RosterQueries, WitnessQueries, ShareQueries):
     """The queries of one transaction; obtained from Store.read() or Store.write()."""
 
     def __init__(self, db: Connection) -> None:

@@ -22,6 +22,7 @@ from server.store import schema_pg
 from server.store.deletion import create_deletion_tables
 from server.store.notify import create_notification_tables
 from server.store.roster import create_roster_tables
+from server.store.shares import SHARE_DDL
 from server.store.sql import Connection
 from server.store.sqlite_backend import SqliteConnection
 from server.store.witness import create_cosignature_table
@@ -172,6 +173,7 @@ MIGRATIONS: Sequence[Migration] = (
               create_roster_tables, schema_pg.ROSTERS),
     Migration(20, "witness cosignatures of checkpoints", create_cosignature_table,
               schema_pg.COSIGNATURES),
+    Migration(40, "one-encounter shares and their re-wrapped headers", SHARE_DDL),
 )
 
 _MIGRATIONS_TABLE = ("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, "

@@ -66,11 +66,14 @@ def _scan(tx: Tx, contact: Contact, after: int, limit: int,
     visible: list[Change] = []
     cache: dict[str, bool] = {}
     last = after
+    scoped = tx.shared_encounter_of_contact(contact.contact_id)  # a share: one encounter only
     while True:
         batch = tx.contact_change_candidates(contact.account_id, contact.contact_id, last,
                                              SHARED_KINDS, SCAN_BATCH)
         for change in batch:
-            if change.kind in ("released", *DELETION_KINDS) \
+            if scoped is not None and change.encounter_id != scoped:
+                pass
+            elif change.kind in ("released", *DELETION_KINDS) \
                     or _released(tx, contact, change, cache, now):
                 if len(visible) == limit:
                     return visible, visible[-1].id, False

@@ -24,6 +24,7 @@ from server.identity.auth import Caller, iso
 from server.store.contacts import ACTIVE, PENDING, REVOKED, Contact, ContactInvitation
 from server.store.metadata import Tx
 from server.trust.release import announce_releases, moment
+from server.trust.shares import check_share_scope
 
 MAX_INVITATION_DAYS = 30
 WEBHOOK_SECRET_BYTES = 32
@@ -44,7 +45,7 @@ def _check_owner_terms(tx: Tx, svc: Services, caller: Caller, body: dict[str, An
     try:
         owner_terms(body["invitation_id"], svc.server_name, caller.account_id,
                     body["recovery_recipient"], body["device_keys"], body["policy"],
-                    body["check_in_minutes"], body["expires_at"])
+                    body["check_in_minutes"], body["expires_at"], body.get("encounter_id"))
     except CryptoError as exc:
         raise _bad_invitation(f"The invitation terms are not well-formed: {exc}")
 
@@ -78,7 +79,11 @@ def create_invitation(svc: Services, caller: Caller,
                            "new code.")
         _check_owner_terms(tx, svc, caller, body)
         _check_expiry(invitation.expires_at, now)
+        check_share_scope(tx, caller.account_id, body.get("encounter_id"))
         tx.insert_contact_invitation(invitation)
+        if body.get("encounter_id") is not None:
+            tx.insert_share(invitation.invitation_id, caller.account_id, body["encounter_id"],
+                            iso(now))
     return invitation, True
 
 

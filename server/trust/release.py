@@ -85,6 +85,12 @@ def moment(unix_time: float) -> datetime:
 
 def encounter_release(tx: Tx, contact: Contact, encounter: Encounter,
                       now: float) -> Release | None:
+    scoped = tx.shared_encounter_of_contact(contact.contact_id)
+    if scoped is not None:  # a one-encounter share (trust/shares.py), never a policy
+        from server.trust.shares import share_release
+
+        found = share_release(contact, encounter, scoped)
+        return Release(*found) if found is not None else None
     return released(contact, encounter, tx.marks_of(encounter.encounter_id), moment(now))
 
 

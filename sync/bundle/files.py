@@ -50,12 +50,13 @@ CHUNKS = "chunks"
 AGE_SUFFIX = ".age"
 DESCRIPTOR_SUFFIX = ".descriptor"
 RECEIPT_SUFFIX = ".receipt.json"
+GRANT_SUFFIX = ".grant.json"  # a re-wrapped chunk of a one-encounter share (docs/protocol.md)
 READ_BLOCK = 1 << 20
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # chunks/<stream>/<seq, at least 8 digits>.<kind>; the stream pattern is the slot's.
 _CHUNK_NAME = re.compile(
-    r"chunks/([a-z][a-z0-9_-]{0,31})/([0-9]{8,10})(\.age|\.descriptor|\.receipt\.json)"
+    r"chunks/([a-z][a-z0-9_-]{0,31})/([0-9]{8,10})(\.age|\.descriptor|\.receipt\.json|\.grant\.json)"
 )
 
 

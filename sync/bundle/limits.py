@@ -27,7 +27,7 @@ from sync.safetext import safe_text
 
 KIB, MIB = 1024, 1024 * 1024
 MAX_CHUNKS = 200_000  # ~ 7 days of one stream in 3-second chunks
-MAX_FILES = 3 * MAX_CHUNKS + 16  # three files per chunk, and the few of the log
+MAX_FILES = 4 * MAX_CHUNKS + 16  # four files per chunk (a share: .grant.json), and the log's
 MAX_MANIFEST = 1 * MIB
 MAX_NOTE = 256 * KIB  # a descriptor, a receipt, a checkpoint (with cosignatures)
 MAX_CHUNK_FILE = 64 * MIB  # an age file; the server's default limit is 4 MiB (§3.1)
@@ -39,7 +39,7 @@ CD_BYTES_PER_MEMBER = 512  # central directory bytes of one member (46, name, ex
 
 _MANIFEST = "manifest.json"
 _JSONL = frozenset({"log/leaves.jsonl", "log/consistency.jsonl", "access.jsonl"})
-_NOTES = (".descriptor", ".receipt.json", ".note")
+_NOTES = (".descriptor", ".receipt.json", ".grant.json", ".note")
 
 
 class BundleError(Exception):

@@ -49,6 +49,18 @@ class PinnedContact:
     safety_number: str
 
 
+@dataclass(frozen=True)
+class ShareRecipient:
+    """A one-encounter share's recipient, verified and pinned like a contact (never sealed to:
+    her chunks are re-wrapped, sync/people/share.py)."""
+
+    contact_id: str
+    encounter_id: str
+    recipient: str
+    name: str = ""
+    safety_number: str | None = None
+
+
 def _terms_json(terms: OwnerTerms) -> str:
     return json.dumps({**vars(terms), "device_keys": list(terms.device_keys)}, sort_keys=True)
 
@@ -73,6 +85,9 @@ class ContactBook:
                        " secret TEXT, name TEXT NOT NULL, terms TEXT NOT NULL, state TEXT NOT"
                        " NULL, contact_id TEXT, safety_number TEXT, problem TEXT,"
                        " created_at TEXT NOT NULL)")
+            db.execute("CREATE TABLE IF NOT EXISTS share_recipients (contact_id TEXT PRIMARY"
+                       " KEY, invitation_id TEXT NOT NULL, encounter_id TEXT NOT NULL,"
+                       " recipient TEXT NOT NULL, contact_key TEXT NOT NULL)")
 
     def close(self) -> None:
         self.db.conn.close()
@@ -118,6 +133,28 @@ class ContactBook:
             db.execute("UPDATE invitations SET state = ?, contact_id = ?, safety_number = ?,"
                        " secret = NULL WHERE invitation_id = ?",
                        [PINNED, contact.contact_id, contact.safety_number, invitation_id])
+
+    def pin_share(self, invitation_id: str, contact: PinnedContact, encounter_id: str) -> None:
+        """Pin a verified share recipient: re-wrapped to for `encounter_id` only, and left out
+        of the `contacts` table the recorder seals new chunks to."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO share_recipients (contact_id, invitation_id,"
+                       " encounter_id, recipient, contact_key) VALUES (?, ?, ?, ?, ?)",
+                       [contact.contact_id, invitation_id, encounter_id, contact.recipient,
+                        contact.contact_key])
+            db.execute("UPDATE invitations SET state = ?, contact_id = ?, safety_number = ?,"
+                       " secret = NULL WHERE invitation_id = ?",
+                       [PINNED, contact.contact_id, contact.safety_number, invitation_id])
+
+    def share_recipients(self) -> list[ShareRecipient]:
+        """The shares still in force (their invitation pinned, not revoked)."""
+        rows = self.db.query("SELECT s.contact_id, s.encounter_id, s.recipient, i.name,"
+                             " i.safety_number FROM"
+                             " share_recipients s JOIN invitations i ON i.invitation_id ="
+                             " s.invitation_id WHERE i.state = ? ORDER BY s.contact_id",
+                             [PINNED])
+        return [ShareRecipient(r["contact_id"], r["encounter_id"], r["recipient"], r["name"],
+                               r["safety_number"]) for r in rows]
 
     def unpin(self, contact_id: str) -> None:
         """Stop sealing to a revoked contact (its row stays, unpinned, for the record)."""

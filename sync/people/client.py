@@ -51,7 +51,7 @@ def _proven_terms(api: ApiClient, code: InvitationCode, server_name: str) -> Any
         terms = owner_terms(code.invitation_id, str(shown["server"]), str(shown["account_id"]),
                             str(shown["recovery_recipient"]), list(shown["device_keys"]),
                             str(shown["policy"]), shown.get("check_in_minutes"),
-                            str(shown["expires_at"]))
+                            str(shown["expires_at"]), shown.get("encounter_id"))
         verify_owner_proof(code.secret, terms, shown.get("owner_proof"))
     except (ProofMismatch, CryptoError, KeyError, TypeError) as exc:
         raise UntrustedServer(f"the invitation the server shows does not match the code's "
@@ -92,7 +92,8 @@ def join(state: ContactState, url: str, code_text: str, age_recipient: str,
         policy=terms.policy, check_in_minutes=terms.check_in_minutes,
         age_recipient=age_recipient, identity_file=identity_file,
         safety_number=invitation_safety_number(terms, keys),
-        accepted_at=str(accepted["accepted_at"]), webhook_secret=accepted.get("webhook_secret"))
+        accepted_at=str(accepted["accepted_at"]), webhook_secret=accepted.get("webhook_secret"),
+        encounter=terms.encounter)
     state.save_membership(membership)
     return membership
 

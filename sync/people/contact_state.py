@@ -50,6 +50,8 @@ class Membership:
     # one later is a rollback or a fork.
     roster_size: int = 0
     roster_head: str = ""
+    # A one-encounter share (`safehold device share`): the only encounter it may read.
+    encounter: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Membership:

@@ -62,8 +62,10 @@ def _account_keys(api: ApiClient, settings: Settings) -> list[str]:
 
 def make_invitation(book: ContactBook, settings: Settings, api: ApiClient, name: str,
                     policy: str, minutes: int | None, now: float,
-                    code: InvitationCode | None = None) -> tuple[str, str]:
-    """(code text to give the contact, expires_at)."""
+                    code: InvitationCode | None = None,
+                    encounter: str | None = None) -> tuple[str, str]:
+    """(code text to give the contact, expires_at); with `encounter`, a one-encounter share
+    (sync/people/share.py)."""
     from datetime import UTC, datetime
 
     code = code or new_invitation_code()
@@ -71,7 +73,7 @@ def make_invitation(book: ContactBook, settings: Settings, api: ApiClient, name:
     try:
         terms = owner_terms(code.invitation_id, settings.server_name, settings.account_id,
                             settings.recovery_recipient, _account_keys(api, settings), policy,
-                            minutes, expires_at)
+                            minutes, expires_at, encounter)
     except CryptoError as exc:
         raise StateError(f"cannot make this invitation: {exc}")
     book.add_invitation(code, terms, name, now_rfc3339(now))
@@ -79,7 +81,7 @@ def make_invitation(book: ContactBook, settings: Settings, api: ApiClient, name:
         "invitation_id": code.invitation_id, "name": name, "policy": policy,
         "check_in_minutes": minutes, "expires_at": expires_at,
         "recovery_recipient": terms.recovery_recipient, "device_keys": list(terms.device_keys),
-        "owner_proof": owner_proof(code.secret, terms)})
+        "owner_proof": owner_proof(code.secret, terms), "encounter_id": encounter})
     return code.text(), expires_at
 
 
@@ -109,7 +111,10 @@ def refresh_contacts(book: ContactBook, api: ApiClient) -> ContactsReport:
               for c in api.json("GET", "/v1/contacts", auth=True)["contacts"]}
     for invitation in book.invitations():
         contact = remote.pop(invitation.invitation_id, None)
-        report.lines.append(_reconcile(book, api, invitation, contact, report))
+        line = _reconcile(book, api, invitation, contact, report)
+        if invitation.terms.encounter is not None:  # a share's policy is not used: say so
+            line.policy = f"encounter {invitation.terms.encounter} only"
+        report.lines.append(line)
     for contact in remote.values():  # accepted invitations another device made
         report.lines.append(ContactLine(str(contact["name"]), str(contact["policy"]),
                                         contact.get("check_in_minutes"), "other-device",
@@ -167,10 +172,13 @@ def _verify_and_pin(book: ContactBook, api: ApiClient, invitation: LocalInvitati
         book.refuse(invitation.invitation_id, contact_id, "revoked before it was verified")
         return _line(contact, "revoked", None)
     safety = invitation_safety_number(invitation.terms, keys)
-    book.pin(invitation.invitation_id, PinnedContact(
-        contact_id, str(contact["name"]), str(contact["policy"]),
-        contact.get("check_in_minutes"), keys.age_recipient, keys.contact_key, safety),
-        now_rfc3339())
+    pinned = PinnedContact(contact_id, str(contact["name"]), str(contact["policy"]),
+                           contact.get("check_in_minutes"), keys.age_recipient,
+                           keys.contact_key, safety)
+    if invitation.terms.encounter is not None:  # a one-encounter share: never sealed to
+        book.pin_share(invitation.invitation_id, pinned, invitation.terms.encounter)
+    else:
+        book.pin(invitation.invitation_id, pinned, now_rfc3339())
     api.json("POST", f"/v1/contacts/{contact_id}/confirm", auth=True)
     return _line(contact, PINNED, safety)
 

@@ -61,7 +61,7 @@ def pin_new_contacts(state: StateFolder, api: ApiClient) -> ContactCheck:
         for inv in book.invitations():
             if before.get(inv.invitation_id) != WAITING or inv.state == WAITING:
                 continue
-            if inv.state == PINNED:
+            if inv.state == PINNED and inv.terms.encounter is None:  # shares: cli/device_share
                 check.pinned.append(NewContact(inv.name, inv.safety_number))
             elif inv.state == REFUSED:
                 check.refused.append(NewContact(inv.name, None, inv.problem))

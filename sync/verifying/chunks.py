@@ -31,6 +31,7 @@ from sync.bundle.files import (
 )
 from sync.verifying.findings import ERROR, WARNING, ChunkRecord, Problem, Trust
 from sync.verifying.roster import forged_message
+from sync.verifying.shares import GRANT_SUFFIX, open_share
 
 HEAD_BYTES = 64 * 1024  # an age header with a handful of stanzas is well under 1 KiB
 AGE_TAG = 16
@@ -202,26 +203,34 @@ class _ChunkCheck:
 
     def check_age(self, desc: ChunkDescriptor | None) -> None:
         name = self.entry.age
-        hasher = hashlib.sha256()
+        hasher, signed = hashlib.sha256(), hashlib.sha256()  # the file; the bytes signed for
         tap = self.tap
+        share = open_share(self, desc) if GRANT_SUFFIX in self.entry.files else None
         with self.ctx.reader.open(name) as stream:
             # One read holds a whole chunk of usual size, header and all.
             head = stream.read(READ_BLOCK)
             hasher.update(head)
+            cut = share.rewrapped(self, head) if share is not None else 0
+            signed.update(share.original_header if share is not None else b"")
+            signed.update(head[cut:])
             if tap is not None:
                 tap.feed(head)
             size = len(head)
             while block := stream.read(READ_BLOCK):
                 hasher.update(block)
+                signed.update(block)
                 if tap is not None:
                     tap.feed(block)
                 size += len(block)
-        digest = hasher.hexdigest()
-        self.out.digests[name] = (digest, size)
+        self.out.digests[name] = (hasher.hexdigest(), size)
+        if share is not None:  # the original: its header, then the payload served to her
+            size += len(share.original_header) - cut
+        digest = signed.hexdigest()
         if desc is not None and (size != desc.size or digest != desc.sha256):
-            self.error("chunk_digest", name, f"was altered: it has {size} bytes with SHA-256 "
-                       f"{digest}, but its signed descriptor says {desc.size} bytes with "
-                       f"SHA-256 {desc.sha256}")
+            what = " (original header + this payload)" if share is not None else ""
+            self.error("chunk_digest", name, f"was altered: it has{what} {size} bytes with "
+                       f"SHA-256 {digest}, but its signed descriptor says {desc.size} bytes "
+                       f"with SHA-256 {desc.sha256}")
         self.check_slot(head, desc)
 
     def check_slot(self, head: bytes, desc: ChunkDescriptor | None) -> None:
