@@ -254,3 +254,11 @@ def test_device_record_falls_back_to_the_api_when_s3_is_unreachable(
     # The first chunk tried S3 (signed URL), failed, and the route paused: no commits at all.
     assert not [line for line in lines if "/commit" in line]
     assert [line for line in lines if "/direct 200" in line]
+
+
+def test_direct_uploads_without_s3_stop_the_server_before_it_starts(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", {"SAFEHOLD_DIRECT_UPLOADS": "1"})
+    with pytest.raises(RuntimeError) as refused:
+        server.start(timeout=30)
+    assert "SAFEHOLD_DIRECT_UPLOADS=1 needs SAFEHOLD_BLOB_STORE=s3" in str(refused.value)
+    assert server.proc is not None and server.proc.returncode != 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from faultproxy import RoundRobinProxy
-from helpers import Device, verify_receipt
+from helpers import Device, ServerProcess, error_of, verify_receipt
 from log_audit import Gunicorn, seal_many
 from moto_s3 import moto_endpoint, new_bucket  # noqa: F401 - a fixture
 from synckit import audit, cli_popen, register, wait_until
@@ -110,6 +110,25 @@ def test_one_encounter_and_many_devices_through_both_nodes_at_once(cluster: Clus
         check_encounter(device, server_key, sent, uploads)
 
 
+def test_a_node_with_its_own_public_url_refuses_the_clusters_logins(cluster: Cluster,
+                                                                      tmp_path: Path) -> None:
+    """Why nodes must share SAFEHOLD_PUBLIC_URL: a device signs its login for the name it was
+    given; a node that calls itself by its own host:port (and so keeps its own key) cannot
+    verify it, even on the very same database."""
+    device = cluster.device()
+    stray = ServerProcess(cluster.nodes[0].data_dir, env={
+        "SAFEHOLD_SERVER_KEY_FILE": str(tmp_path / "own.key")}).start()
+    try:
+        device.url = stray.url
+        response = device.login_request(device.challenge())
+        assert error_of(response) == (401, "login_failed")
+        assert stray.server_key() != cluster.nodes[0].server_key()
+    finally:
+        stray.stop()
+    device.url = cluster.url
+    device.login()  # the same device logs in through the cluster as before
+
+
 def test_a_node_killed_mid_recording_loses_nothing_acknowledged(cluster: Cluster,
                                                                 tmp_path: Path) -> None:
     state = tmp_path / "phone"
@@ -138,3 +157,4 @@ def test_a_node_killed_mid_recording_loses_nothing_acknowledged(cluster: Cluster
     assert sum(outcome.chunk_count.values()) >= 24
     # Both nodes took part in this recording: the victim before it died, the other after.
     assert all(served()), served()
+
