@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from bundlekit import run_cli
 from faultproxy import RoundRobinProxy
 from helpers import Device, ServerProcess, error_of, verify_receipt
 from log_audit import Gunicorn, seal_many
@@ -157,4 +158,12 @@ def test_a_node_killed_mid_recording_loses_nothing_acknowledged(cluster: Cluster
     assert sum(outcome.chunk_count.values()) >= 24
     # Both nodes took part in this recording: the victim before it died, the other after.
     assert all(served()), served()
+    # Fetched through the surviving node: it verifies, and decrypts to the very bytes recorded.
+    bundle, out = tmp_path / "bundle", tmp_path / "out"
+    fetched = run_cli("fetch", encounter, "-o", bundle, "--state", state)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert "Result     OK: nothing was altered" in fetched.stdout
+    decrypted = run_cli("decrypt", bundle, "-i", state / "recovery.key", "-o", out)
+    assert decrypted.returncode == 0, decrypted.stderr
+    assert (out / "audio.bin").read_bytes() == media.read_bytes()
 
