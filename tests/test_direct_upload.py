@@ -132,12 +132,12 @@ def test_commit_without_upload_is_refused_and_stores_nothing(
 
 
 @pytest.mark.parametrize("tamper,code", [
-    (lambda body: body[:-1] + bytes([body[-1] ^ 1]), "digest_mismatch"),  # same length
-    (lambda body: body + b"extra", "size_mismatch"),
-    (lambda body: b"x" * len(body), "digest_mismatch"),
+    (lambda body: b"x" * len(body), "digest_mismatch"),  # same length, not an age file
+    (lambda body: b"x" * (len(body) + 7), "size_mismatch"),
+    (lambda body: b"x" * (2 * 1024 * 1024 + 1), "size_mismatch"),  # beyond any chunk
 ])
-def test_other_bytes_in_s3_are_refused_and_discarded(direct: S3Server, phone: Device,
-                                                     tamper: Any, code: str) -> None:
+def test_garbage_in_s3_is_refused_and_discarded(direct: S3Server, phone: Device,
+                                                tamper: Any, code: str) -> None:
     encounter = phone.new_encounter()
     body, note = phone.seal(encounter, "audio", 0)
     before = direct.evidence()
@@ -148,6 +148,21 @@ def test_other_bytes_in_s3_are_refused_and_discarded(direct: S3Server, phone: De
     assert direct.evidence() == before  # nothing in the log, the bad object deleted
     # The honest body can still be uploaded and committed afterwards.
     assert put_to_s3(presign(phone, encounter, 0, note), body).status_code == 200
+    assert commit(phone, encounter, 0, note).status_code == 201
+
+
+def test_another_chunk_for_the_slot_is_never_deleted(direct: S3Server, phone: Device) -> None:
+    """Bytes that are a chunk of this very slot may be another upload's, committed at this
+    moment: a commit naming other bytes is refused and leaves them where they are."""
+    encounter = phone.new_encounter()
+    body, note = phone.seal(encounter, "audio", 0)
+    other, other_note = phone.seal(encounter, "audio", 0)
+    assert put_to_s3(presign(phone, encounter, 0, note), body).status_code == 200
+    before = direct.evidence()
+    assert error_of(commit(phone, encounter, 0, other_note)) == (409, "chunk_exists")
+    assert error_of(phone.put_chunk(encounter, "audio", 0, other, other_note)) == \
+        (409, "chunk_exists")
+    assert direct.evidence() == before
     assert commit(phone, encounter, 0, note).status_code == 201
 
 

@@ -9,16 +9,21 @@
 3. `commit`: the API reads the stored object back and runs every body check of the proxied
    upload on it (length, SHA-256 against the signed descriptor, an age file whose slot stanza
    matches). Only then is the leaf appended in the same transaction as a proxied upload, and the
-   receipt is identical in form. An object that fails a check is no evidence (the device signed
-   another digest) and would block the honest body forever, so it is deleted - never when the
-   slot already holds a committed chunk, whose object is then left untouched.
+   receipt is identical in form. An object that fails a check and is not even an age file naming
+   this slot (garbage, or larger than any chunk) is deleted, so it cannot block the honest body.
+   One that does name this slot is never deleted: it may be another upload's honest chunk whose
+   metadata is being committed at this moment (deleting it would lose acknowledged evidence);
+   the commit is refused 409 chunk_exists, as a proxied PUT meeting other bytes is. A slot
+   already holding a committed chunk is never touched (a replayed commit gets its receipt).
 """
 
 from __future__ import annotations
 
 import contextlib
 
+from crypto.age import read_header, x25519_stanza_count
 from crypto.descriptor import ChunkDescriptor
+from crypto.errors import CryptoError
 from server.blobs.s3 import PresignedPut, S3BlobStore
 from server.blobs.store import (
     BlobMissing,
@@ -90,22 +95,39 @@ def commit(svc: Services, caller: Caller, slot_url: tuple[str, str, int],
     if held is not None:  # a replayed commit: the first receipt; the object is not touched
         return held, False
     key = chunk_key(*slot_url)
-    body = _stored_body(store, key, desc.size)
+    body = _stored_body(store, key, svc.config["MAX_CHUNK_BYTES"])
     try:
         check_body(body, desc)
     except ApiError:
+        if _names_this_slot(body, slot_url):
+            # Perhaps another upload's honest chunk whose metadata is being committed right
+            # now: never deleted, and judged as the proxied PUT judges a different body.
+            raise ApiError(409, "chunk_exists", "The object uploaded for this slot is another "
+                           "chunk than the signed descriptor names; stored evidence is never "
+                           "replaced.")
         _discard(store, key)
         raise
     return commit_stored(svc, caller, slot_url, desc, note)
 
 
-def _stored_body(store: S3BlobStore, key: str, size: int) -> DigestedBytes:
+def _names_this_slot(body: bytes, slot_url: tuple[str, str, int]) -> bool:
+    """An age file with a recipient whose slot stanza names this encounter, stream and seq."""
+    try:
+        header = read_header(body)
+    except CryptoError:
+        return False
+    slot = header.slot
+    return x25519_stanza_count(header) > 0 and slot is not None \
+        and (slot.encounter, slot.stream, slot.seq) == slot_url
+
+
+def _stored_body(store: S3BlobStore, key: str, limit: int) -> DigestedBytes:
     try:
         stored_size = store.size(key)
-        if stored_size != size:
+        if stored_size > limit:  # no chunk is larger: not evidence, and not read into memory
             _discard(store, key)
             raise ApiError(400, "size_mismatch", f"The uploaded object holds {stored_size} "
-                           f"bytes; the signed descriptor says {size}. It was discarded.")
+                           f"bytes, more than any chunk may; it was discarded.")
         return DigestedBytes(store.get(key))
     except BlobMissing:
         raise ApiError(409, "upload_missing", "Nothing was uploaded to this chunk's presigned "
