@@ -31,3 +31,14 @@ class ReceiptSchema(Schema):
 
 class ReceiptWithDescriptorSchema(ReceiptSchema):
     descriptor = fields.String(required=True, metadata={"description": "signed descriptor note"})
+
+
+class PresignedPutSchema(Schema):
+    """Where and how to PUT one chunk body straight to S3 (direct uploads)."""
+
+    method = fields.String(required=True, metadata={"description": "always PUT"})
+    url = fields.String(required=True, metadata={"description": "presigned S3 URL"})
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                          metadata={"description": "send exactly these headers (length, "
+                                    "x-amz-checksum-sha256, If-None-Match: *)"})
+    expires_in = fields.Integer(required=True, metadata={"description": "seconds it stays valid"})

@@ -21,4 +21,7 @@ class ServerInfoSchema(Schema):
     server_key = fields.String(required=True, metadata={"description": "Ed25519 verifier key"})
     fingerprint = fields.String(required=True,
                                 metadata={"description": "hex SHA-256 of the raw public key"})
+    direct_uploads = fields.Boolean(
+        load_default=False,
+        metadata={"description": "chunk bodies may go straight to S3 (…/direct, …/commit)"})
     limits = fields.Nested(LimitsSchema, required=True)

@@ -51,6 +51,8 @@ _TEXTS: dict[str, str] = {
 _FLAGS: dict[str, str] = {
     "SMTP_STARTTLS": "SAFEHOLD_SMTP_STARTTLS",
     "WEBHOOK_ALLOW_PRIVATE": "SAFEHOLD_WEBHOOK_ALLOW_PRIVATE",
+    # phones PUT chunk bodies straight to S3 with presigned URLs (needs SAFEHOLD_BLOB_STORE=s3)
+    "DIRECT_UPLOADS": "SAFEHOLD_DIRECT_UPLOADS",
 }
 
 
@@ -130,6 +132,8 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         config[name] = environ.get(variable) or None
     for name, variable in _FLAGS.items():
         config[name] = _flag(variable, environ.get(variable, ""))
+    if config["DIRECT_UPLOADS"] and blob_store != "s3":
+        raise ConfigError("SAFEHOLD_DIRECT_UPLOADS=1 needs SAFEHOLD_BLOB_STORE=s3")
     config["WITNESSES"] = parse_witnesses(environ.get("SAFEHOLD_WITNESSES", ""))
     config["MAIL_FROM"] = (environ.get("SAFEHOLD_MAIL_FROM")
                            or f"safehold@{config['SERVER_NAME'].rsplit(':', 1)[0].strip('[]')}")

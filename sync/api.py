@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from sync.errors import NetworkError, OverLimit, ServerRefusal, StateError
+from sync.upload.direct import DirectRoute
 from sync.upload.pacing import PacedBody, low_latency_session
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
@@ -67,6 +68,7 @@ class ApiClient:
         self._token: str | None = None
         self._token_lock = threading.Lock()
         self.rate_wait: RateWait | None = None  # None: a 429 is raised at once
+        self.direct = DirectRoute()  # chunk bodies straight to S3, when the server offers it
 
     @property
     def session(self) -> requests.Session:
@@ -158,7 +160,9 @@ class ApiClient:
 
     # -- server, accounts, login ---------------------------------------------------------------
     def server_info(self) -> dict[str, Any]:
-        return self.json("GET", "/v1/server")
+        info = self.json("GET", "/v1/server")
+        self.direct.offered = info.get("direct_uploads") is True
+        return info
 
     def create_account(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.json("POST", "/v1/accounts", json_body=body)
@@ -194,8 +198,13 @@ class ApiClient:
                   descriptor_note: str) -> dict[str, Any]:
         headers = {"Content-Type": "application/octet-stream",
                    "Safehold-Descriptor": b64(descriptor_note.encode("utf-8"))}
-        return self.json("PUT", _chunk_path(encounter_id, stream, seq), auth=True, data=body,
-                         headers=headers)
+        path = _chunk_path(encounter_id, stream, seq)
+        if self.direct.usable():
+            receipt = self.direct.put(self, path, body, headers)
+            if receipt is not None:
+                return receipt
+            body = body.data if isinstance(body, PacedBody) else body  # maybe half read
+        return self.json("PUT", path, auth=True, data=body, headers=headers)
 
     def get_chunk(self, encounter_id: str, stream: str, seq: int) -> tuple[bytes, str]:
         """The stored age file and its signed descriptor note."""

@@ -113,7 +113,7 @@ class FaultProxy:
         self.connections += 1
         fault = self.plan(index)
         try:
-            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            up_r, up_w = await self._connect(index)
         except OSError:
             _reset(client_w)
             return
@@ -133,6 +133,9 @@ class FaultProxy:
                     writer.close()
                 else:
                     _reset(writer)
+
+    async def _connect(self, index: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", self.upstream_port)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     fault: Fault | None) -> None:
@@ -159,3 +162,26 @@ class FaultProxy:
             except ConnectionError:
                 return
             sent += len(data)
+
+
+class RoundRobinProxy(FaultProxy):
+    """A load balancer in front of several API nodes: connection i goes to the next node in
+    turn; a node that refuses the connection (killed) is skipped, as a balancer's health check
+    would. `routes` records which node port each connection reached, in order."""
+
+    def __init__(self, upstream_ports: list[int]) -> None:
+        super().__init__(upstream_ports[0])
+        self.upstream_ports = list(upstream_ports)
+        self.routes: list[int] = []
+
+    async def _connect(self, index: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        count = len(self.upstream_ports)
+        for step in range(count):
+            port = self.upstream_ports[(index + step) % count]
+            try:
+                pair = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                continue
+            self.routes.append(port)
+            return pair
+        raise ConnectionRefusedError("every node refused the connection")

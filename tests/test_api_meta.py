@@ -99,6 +99,7 @@ def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> No
         ("POST", "/v1/devices"), ("GET", "/v1/account"), ("GET", "/v1/encounters"),
         ("PUT", "/v1/encounters/{encounter_id}"), ("GET", "/v1/encounters/{encounter_id}"),
         ("PUT", chunk), ("GET", chunk), ("GET", chunk + "/receipt"),
+        ("POST", chunk + "/direct"), ("POST", chunk + "/commit"),  # issue 13: direct uploads
         ("GET", log + "/checkpoint"), ("GET", log + "/checkpoints/{size}"),
         ("GET", log + "/consistency"), ("GET", log + "/inclusion"), ("GET", log + "/leaves"),
         ("GET", "/v1/changes"),

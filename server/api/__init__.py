@@ -11,6 +11,7 @@ from server.api import (
     chunks,
     contacts,
     deletion,
+    direct,
     encounters,
     log,
     meta,
@@ -31,7 +32,7 @@ def register_api(api: Api) -> None:
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     api.register_converter(UuidConverter, uuid_param_schema)
     api.register_converter(StreamConverter, stream_param_schema)
-    for module in (meta, accounts, encounters, chunks, log, changes, contacts, deletion,
-                   batch, roster, shares):
+    for module in (meta, accounts, encounters, chunks, direct, log, changes, contacts,
+                   deletion, batch, roster, shares):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)

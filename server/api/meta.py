@@ -25,6 +25,8 @@ class ServerInfo(MethodView):
             "name": svc.server_name,
             "server_key": svc.server_key,
             "fingerprint": svc.fingerprint,
+            # phones may PUT chunk bodies to S3 and commit them (POST …/chunks/{seq}/direct)
+            "direct_uploads": bool(svc.config.get("DIRECT_UPLOADS")),
             "limits": {
                 "max_chunk_bytes": svc.config["MAX_CHUNK_BYTES"],
                 "max_streams_per_encounter": svc.config["MAX_STREAMS"],

@@ -130,6 +130,19 @@ class S3BlobStore:
             raise BlobStoreUnavailable(f"S3 unreachable: {exc}") from exc
         return True
 
+    def size(self, key: str) -> int:
+        """The stored object's length (HEAD), to refuse an oversized one before reading it."""
+        validate_key(key)
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                raise BlobMissing(key) from exc
+            raise BlobStoreUnavailable(f"S3 refused HEAD {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise BlobStoreUnavailable(f"S3 unreachable: {exc}") from exc
+        return int(response["ContentLength"])
+
     def delete(self, key: str) -> None:
         validate_key(key)
         try:

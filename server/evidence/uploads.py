@@ -139,6 +139,12 @@ def upload_chunk(svc: Services, caller: Caller, slot_url: tuple[str, str, int],
         return held, False
     with FSYNC_SECONDS.labels("blob").time():  # write, fsync file and folder
         _store_blob(svc, desc, body)
+    return commit_stored(svc, caller, slot_url, desc, note)
+
+
+def commit_stored(svc: Services, caller: Caller, slot_url: tuple[str, str, int],
+                  desc: ChunkDescriptor, note: str) -> tuple[ChunkRecord, bool]:
+    """Append a chunk whose checked bytes are durable in the blob store; (record, created)."""
 
     def record_chunk(tx: Tx) -> tuple[ChunkRecord, bool]:
         writable_encounter(tx, caller, slot_url[0])  # again: a deletion may have begun since
