@@ -97,7 +97,9 @@ class SlotStanza {
   constructor(slot) {
     this.args = ["safehold-slot", slot.encounter, slot.stream, String(slot.seq),
       slot.final ? "final" : "more"];
-    if (!SLOT.test(`-> ${this.args.join(" ")}`)) throw new Error("invalid chunk slot");
+    if (!SLOT.test(`-> ${this.args.join(" ")}`) || slot.seq > 0xffffffff) {
+      throw new Error("invalid chunk slot");
+    }
   }
 
   wrapFileKey() {

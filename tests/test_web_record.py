@@ -1,0 +1,226 @@
+"""The recorder page (/record) in a real Chromium whose fake microphone plays a 440 Hz tone:
+set up a phone, invite a contact who joins with `safehold contact join`, record ~10 s, and the
+contact's fetch + verify + decrypt give back a WebM of ~10 s with that tone. A second Chromium
+is killed with SIGKILL in the middle of a recording: what reached the server verifies as cut off
+and decrypts to a playable prefix, and the page, opened again, sends what was sealed but not sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import time
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fetchkit import safehold
+from helpers import ServerProcess
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from webkit import CHROMIUM, PASSPHRASE, launch, new_page
+
+TONE_HZ = 440
+SAFETY = re.compile(r"^(\d{5} ){11}\d{5}$")
+
+
+def tone_wav(path: Path, seconds: int = 30, rate: int = 48_000) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"".join(struct.pack("<h", int(12_000 * math.sin(2 * math.pi * TONE_HZ * i / rate)))
+                                 for i in range(seconds * rate)))
+    return path
+
+
+def media_args(wav: Path) -> tuple[str, ...]:
+    return ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}")
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tone_wav(tmp_path_factory.mktemp("tone") / "tone.wav")
+
+
+@pytest.fixture(scope="module")
+def browser(wav: Path) -> Iterator[Browser]:
+    yield from launch(media_args(wav))
+
+
+@dataclass
+class Persistent:
+    """A Chromium with a profile folder (its IndexedDB survives the process) that can be
+    killed like a phone knocked out of a hand."""
+
+    playwright: Playwright
+    context: BrowserContext
+    profile: Path
+
+    @property
+    def page(self) -> Page:
+        return self.context.pages[0] if self.context.pages else self.context.new_page()
+
+    def kill(self) -> None:
+        # The browser process of this profile only (its command line names the folder).
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"--user-data-dir={self.profile}".encode() in args and \
+                    not any(a.startswith(b"--type=") for a in args):
+                os.kill(int(pid), signal.SIGKILL)
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.context.close()
+        except Exception:  # noqa: BLE001 - already gone after a kill
+            pass
+        self.playwright.stop()
+
+
+def launch_persistent(profile: Path, wav: Path) -> Persistent:
+    playwright = sync_playwright().start()
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-dev-shm-usage", *media_args(wav)])
+    context.set_default_timeout(60_000)
+    return Persistent(playwright, context, profile)
+
+
+def set_up_phone(page: Page, server: ServerProcess) -> None:
+    page.goto(f"{server.url}/record")
+    page.get_by_role("textbox", name="Passphrase", exact=True).fill(PASSPHRASE)
+    page.get_by_role("textbox", name="Repeat passphrase").fill(PASSPHRASE)
+    page.get_by_role("button", name="Set up this phone").click()
+    expect(page.get_by_label("Server key fingerprint")).to_have_text(re.compile("^[0-9a-f]{64}$"))
+
+
+def invite_and_join(page: Page, server: ServerProcess, root: Path) -> tuple[Path, Path, str]:
+    page.get_by_role("textbox", name="Their name").fill("Mom")
+    page.get_by_role("button", name="Invite a trusted contact").click()
+    code_box = page.get_by_role("textbox", name="Invitation code")
+    expect(code_box).to_have_value(re.compile(r"^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$"))
+    code = code_box.input_value()
+    assert page.get_by_role("link", name="Invitation link").get_attribute("href") == \
+        f"{server.url}/contact#invite={code}"
+    mom, key = root / "mom", root / "mom.key"
+    assert safehold("keygen", "-o", key).returncode == 0
+    joined = safehold("contact", "join", code, "--server", server.url, "--identity", key,
+                      "--state", mom)
+    assert joined.returncode == 0, joined.stderr
+    page.get_by_role("button", name="Check who joined").click()
+    safety = page.get_by_label("Safety number of Mom")
+    expect(safety).to_have_text(SAFETY)
+    return mom, key, safety.inner_text()
+
+
+def record_for(page: Page, seconds: float) -> str:
+    page.get_by_role("button", name="Start recording").click()
+    encounter = page.get_by_label("Recording id")
+    expect(encounter).to_have_text(re.compile("^[0-9a-f-]{36}$"))
+    time.sleep(seconds)
+    return encounter.inner_text()
+
+
+def all_sent(page: Page) -> None:
+    expect(page.get_by_label("Upload status")).to_have_text(
+        re.compile(r"^Everything recorded is on the server"), timeout=60_000)
+
+
+def fetch_verify_decrypt(mom: Path, key: Path, encounter: str, out: Path) -> tuple[str, Path]:
+    bundle = out / "bundle"
+    fetched = safehold("fetch", encounter, "-o", bundle, "--state", mom)
+    assert fetched.returncode == 0, fetched.stderr
+    verified = safehold("verify", bundle)
+    decrypted = safehold("decrypt", bundle, "-i", key, "-o", out / "plain", "--no-pdf")
+    assert decrypted.returncode == 0, decrypted.stderr
+    return verified.stdout + verified.stderr, out / "plain"
+
+
+def decoded_audio(path: Path) -> tuple[float, float]:
+    """(seconds, dominant frequency) of what ffmpeg decodes from `path`, mono 16 kHz."""
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("the recorder's browser test needs ffmpeg: apt-get install -y ffmpeg")
+    pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1",
+                          "-ar", "16000", "-"], capture_output=True, check=True).stdout
+    samples = struct.unpack(f"<{len(pcm) // 2}h", pcm)
+    seconds = len(samples) / 16_000
+    middle = samples[len(samples) // 4: 3 * len(samples) // 4]
+    crossings = sum(1 for a, b in zip(middle, middle[1:]) if a < 0 <= b)
+    return seconds, crossings / (len(middle) / 16_000)
+
+
+def test_a_recording_reaches_the_contact_with_its_tone(
+        browser: Browser, live_server: ServerProcess, tmp_path: Path) -> None:
+    context, page = new_page(browser)
+    set_up_phone(page, live_server)
+    mom, key, safety = invite_and_join(page, live_server, tmp_path)
+    # Mom's side shows the same number (`contact list` prints it for each owner).
+    encounter = record_for(page, 10)
+    page.get_by_role("textbox", name="Note (badge number, agency, what was said)").fill(
+        "Badge 4711, CBP")
+    page.get_by_role("button", name="Add a note").click()
+    expect(page.get_by_role("status").first).to_have_text("Added to the recording.")
+    page.get_by_role("button", name="Stop recording").click()
+    expect(page.get_by_role("button", name="Start recording")).to_be_visible()
+    all_sent(page)
+    page.get_by_role("button", name="Alert my contacts").click()
+    expect(page.get_by_role("status").first).to_have_text("Your contacts were alerted.")
+    context.close()
+
+    report, plain = fetch_verify_decrypt(mom, key, encounter, tmp_path)
+    assert "cut off" not in report, report
+    seconds, hz = decoded_audio(plain / "audio.webm")
+    assert 8 <= seconds <= 12.5, seconds
+    assert abs(hz - TONE_HZ) < 15, hz
+    log = [json.loads(line) for line in (plain / "log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in log][:1] == ["start"] and log[-1]["event"] == "stop"
+    assert {"event": "note", "text": "Badge 4711, CBP"}.items() <= next(
+        e for e in log if e["event"] == "note").items()
+    chunks = [e for e in log if e["event"] == "chunk"]
+    assert [c["seq"] for c in chunks] == list(range(len(chunks))) and chunks[-1]["final"]
+    assert safety  # shown on the page; the CLI side compares it in test_contacts_cli
+
+
+def test_a_killed_browser_leaves_a_verifiable_prefix_and_the_reopened_page_sends_the_rest(
+        wav: Path, live_server: ServerProcess, tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    first = launch_persistent(profile, wav)
+    page = first.page
+    set_up_phone(page, live_server)
+    mom, key, _ = invite_and_join(page, live_server, tmp_path)
+    # The network is cut for the second half, so sealed pieces wait in the outbox.
+    encounter = record_for(page, 4)
+    page.route("**/v1/**", lambda route: route.abort("internetdisconnected"))
+    time.sleep(3)
+    expect(page.get_by_label("Upload status")).to_have_text(re.compile("^No connection"))
+    first.kill()
+
+    partial, plain = fetch_verify_decrypt(mom, key, encounter, tmp_path / "partial")
+    assert "cut off" in partial, partial
+    seconds, hz = decoded_audio(plain / "audio.webm")
+    assert 2 <= seconds <= 6, seconds
+    assert abs(hz - TONE_HZ) < 15, hz
+
+    again = launch_persistent(profile, wav)
+    page = again.page
+    page.goto(f"{live_server.url}/record")
+    all_sent(page)
+    again.close()
+    later, plain = fetch_verify_decrypt(mom, key, encounter, tmp_path / "later")
+    seconds_later, _ = decoded_audio(plain / "audio.webm")
+    assert seconds_later >= seconds + 1.5, (seconds, seconds_later)
+    assert "cut off" in later  # the kill ended the recording: no final chunk was ever made
