@@ -19,13 +19,13 @@ expect.set_options(timeout=30_000)
 PASSPHRASE = "correct horse battery staple"
 
 
-def launch(extra_args: tuple[str, ...] = ()) -> Iterator[Browser]:
+def launch() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail("the browser tests need Debian's chromium: apt-get install -y chromium")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage", *extra_args])
+            args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
             yield browser
         finally:
