@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from age_tty import run_with_tty
 from fetchkit import safehold
 from helpers import ServerProcess
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
@@ -137,7 +138,22 @@ def invite_and_join(page: Page, server: ServerProcess, root: Path) -> tuple[Path
     page.get_by_role("button", name="Check who joined").click()
     safety = page.get_by_label("Safety number of Mom")
     expect(safety).to_have_text(SAFETY)
+    # The page and Mom's CLI compute the same number from both sides' keys.
+    assert f"safety number: {safety.inner_text()}" in joined.stdout, joined.stdout
     return mom, key, safety.inner_text()
+
+
+def recovery_opens_with_the_passphrase(page: Page, root: Path) -> None:
+    """The recovery identity is offered only as a passphrase-protected age file (`age -d`)."""
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Save my recovery key").click()
+    sealed = root / "recovery.key.age"
+    download.value.save_as(sealed)
+    assert sealed.read_text().startswith("-----BEGIN AGE ENCRYPTED FILE-----")
+    opened = root / "recovery.key"
+    status, transcript = run_with_tty(["age", "-d", "-o", str(opened), str(sealed)], [PASSPHRASE])
+    assert status == 0, transcript
+    assert opened.read_text().splitlines()[2].startswith("AGE-SECRET-KEY-1")
 
 
 def record_for(page: Page, seconds: float) -> str:
@@ -179,14 +195,18 @@ def decoded_audio(path: Path) -> tuple[float, float]:
 def test_a_recording_reaches_the_contact_with_its_tone(
         browser: Browser, live_server: ServerProcess, tmp_path: Path) -> None:
     context, page = new_page(browser)
+    context.grant_permissions(["geolocation"], origin=live_server.url)
+    context.set_geolocation({"latitude": 52.52, "longitude": 13.405, "accuracy": 12})
     set_up_phone(page, live_server)
-    mom, key, safety = invite_and_join(page, live_server, tmp_path)
-    # Mom's side shows the same number (`contact list` prints it for each owner).
-    encounter = record_for(page, 10)
+    recovery_opens_with_the_passphrase(page, tmp_path)
+    mom, key, _ = invite_and_join(page, live_server, tmp_path)
+    encounter = record_for(page, 5)
     page.get_by_role("textbox", name="Note (badge number, agency, what was said)").fill(
         "Badge 4711, CBP")
     page.get_by_role("button", name="Add a note").click()
     expect(page.get_by_role("status").first).to_have_text("Added to the recording.")
+    page.get_by_role("button", name="Add my location").click()
+    time.sleep(5)
     page.get_by_role("button", name="Stop recording").click()
     expect(page.get_by_role("button", name="Start recording")).to_be_visible()
     all_sent(page)
@@ -203,9 +223,10 @@ def test_a_recording_reaches_the_contact_with_its_tone(
     assert [e["event"] for e in log][:1] == ["start"] and log[-1]["event"] == "stop"
     assert {"event": "note", "text": "Badge 4711, CBP"}.items() <= next(
         e for e in log if e["event"] == "note").items()
+    assert {"event": "location", "lat": 52.52, "lon": 13.405, "accuracy": 12}.items() <= next(
+        e for e in log if e["event"] == "location").items()
     chunks = [e for e in log if e["event"] == "chunk"]
     assert [c["seq"] for c in chunks] == list(range(len(chunks))) and chunks[-1]["final"]
-    assert safety  # shown on the page; the CLI side compares it in test_contacts_cli
 
 
 def test_offline_then_killed_leaves_a_verifiable_prefix_and_the_reopened_page_sends_the_rest(
