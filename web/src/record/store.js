@@ -51,7 +51,7 @@ export const get = (name, key) => run(name, "readonly", (s) => request(s[name].g
 export const all = (name) => run(name, "readonly", (s) => request(s[name].getAll()));
 export const put = (name, value) => run(name, "readwrite", (s) => { s[name].put(value); });
 export const remove = (name, key) => run(name, "readwrite", (s) => { s[name].delete(key); });
-export const queued = () => run("chunks", "readonly",
-  (s) => request(s.chunks.index("state").getAll(IDBKeyRange.only("queued"))));
 export const countByState = (state) => run("chunks", "readonly",
   (s) => request(s.chunks.index("state").count(IDBKeyRange.only(state))));
+export const queuedKeys = () => run("chunks", "readonly",
+  (s) => request(s.chunks.index("state").getAllKeys(IDBKeyRange.only("queued"))));

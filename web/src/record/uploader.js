@@ -8,7 +8,8 @@ import { ApiError } from "../protocol/api.js";
 import { toB64, utf8 } from "../protocol/bytes.js";
 import { UntrustedReceipt, linkCheckpoint, openReceipt } from "../protocol/receipt.js";
 import { checkPinnedServer, deviceApi } from "./device.js";
-import { all, get, put, queued, remove, run } from "./store.js";
+import { PRIORITY } from "./sealer.js";
+import { all, get, put, queuedKeys, remove, run } from "./store.js";
 
 const RETRYABLE = new Set([408, 425, 429]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -50,14 +51,14 @@ export class Uploader {
         }
         this.attempts += 1;
         this.handshaken = false;
-        const waiting = (await queued()).length;
+        const waiting = (await queuedKeys()).length;
         this.onStatus({ kind: "offline", waiting, message: exc.message });
         const cap = Math.min(10_000, 200 * 2 ** this.attempts);
         await sleep(Math.max(500, Math.random() * cap));
         this.again = true;
       }
     }
-    this.onStatus({ kind: "idle", waiting: (await queued()).length });
+    this.onStatus({ kind: "idle", waiting: (await queuedKeys()).length });
   }
 
   async pass() {
@@ -73,12 +74,13 @@ export class Uploader {
     }
     for (;;) {
       await this.sendActions();
-      const chunks = (await queued()).sort((a, b) => a.priority - b.priority ||
-        a.sealedAt.localeCompare(b.sealedAt) || a.key.localeCompare(b.key));
-      if (!chunks.length) return;
-      this.onStatus({ kind: "sending", waiting: chunks.length });
-      // The most urgent first; look again after each, since a recording keeps adding log entries.
-      await this.send(chunks[0]);
+      // The most urgent first; look again after each, since a recording keeps adding log
+      // entries. Keys only (no bodies): "<encounter>/<stream>/<seq, 10 digits>".
+      const keys = (await queuedKeys()).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+      if (!keys.length) return;
+      this.onStatus({ kind: "sending", waiting: keys.length });
+      const chunk = await get("chunks", keys[0]);
+      if (chunk && chunk.state === "queued") await this.send(chunk);
     }
   }
 
@@ -124,7 +126,7 @@ export class Uploader {
       "GET", `/v1/encounters/${chunk.encounter}/log/consistency?first=${first}&second=${second}`,
       { auth: true })).proof);
     await run(["chunks", "checkpoints"], "readwrite", (s) => {
-      s.chunks.put({ ...chunk, state: "acknowledged", receipt });
+      s.chunks.put({ ...chunk, state: "acknowledged", receipt, acknowledgedAt: new Date().toISOString() });
       s.checkpoints.put({ encounter: chunk.encounter, known });
     });
   }
@@ -139,6 +141,8 @@ export class Uploader {
     }
   }
 }
+
+const rank = (key) => PRIORITY[key.split("/")[1]] ?? 3;
 
 function retryable(exc) {
   if (exc instanceof TypeError) return true; // fetch: the network failed
