@@ -26,7 +26,15 @@ import pytest
 from age_tty import run_with_tty
 from fetchkit import safehold
 from helpers import ServerProcess
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    expect,
+    sync_playwright,
+)
 from webkit import CHROMIUM, PASSPHRASE, new_page
 
 TONE_HZ = 440
@@ -227,6 +235,69 @@ def test_a_recording_reaches_the_contact_with_its_tone(
         e for e in log if e["event"] == "location").items()
     chunks = [e for e in log if e["event"] == "chunk"]
     assert [c["seq"] for c in chunks] == list(range(len(chunks))) and chunks[-1]["final"]
+
+
+OUTBOX_JS = """() => new Promise((resolve, reject) => {
+  const req = indexedDB.open("safehold-recorder");
+  req.onsuccess = () => {
+    const get = req.result.transaction("chunks").objectStore("chunks").getAll();
+    get.onsuccess = () => resolve(get.result.map((c) => ({ stream: c.stream, state: c.state,
+      header: new TextDecoder().decode(c.bytes.subarray(0, 400)) })));
+    get.onerror = () => reject(get.error);
+  };
+  req.onerror = () => reject(req.error);
+})"""
+
+
+def test_a_substituted_contact_key_is_refused_and_a_forged_receipt_acknowledges_nothing(
+        browser: Browser, live_server: ServerProcess, tmp_path: Path) -> None:
+    context, page = new_page(browser)
+    set_up_phone(page, live_server)
+    page.get_by_role("textbox", name="Their name").fill("Eve")
+    page.get_by_role("button", name="Invite a trusted contact").click()
+    code = page.get_by_role("textbox", name="Invitation code")
+    expect(code).to_have_value(re.compile(r"\."))
+    assert safehold("keygen", "-o", tmp_path / "eve.key").returncode == 0
+    assert safehold("contact", "join", code.input_value(), "--server", live_server.url,
+                    "--identity", tmp_path / "eve.key", "--state", tmp_path / "eve").returncode == 0
+    # The server (or whoever sits in its place) reports another age key for Eve.
+    assert safehold("keygen", "-o", tmp_path / "mallory.key").returncode == 0
+    mallory = (tmp_path / "mallory.key").read_text().split("public key: ")[1].split()[0]
+
+    def substitute(route: Route) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        for contact in body["contacts"]:
+            contact["age_recipient"] = mallory
+        route.fulfill(response=answer, json=body)
+
+    page.route("**/v1/contacts", substitute)
+    revoked: list[int] = []
+    page.on("response", lambda r: revoked.append(r.status)
+            if r.request.method == "DELETE" and "/v1/contacts/" in r.url else None)
+    page.get_by_role("button", name="Check who joined").click()
+    expect(page.get_by_text(re.compile("REFUSED: the keys the server holds for this contact do "
+                                       "not match the invitation"))).to_be_visible()
+    assert revoked == [200]
+    expect(page.get_by_label("Safety number of Eve")).to_have_count(0)
+
+    # Receipts whose checkpoint is not signed by the pinned server key acknowledge nothing.
+    def forge(route: Route) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        body["checkpoint"] = body["checkpoint"].replace("\n\n\u2014 ", "\nforged\n\n\u2014 ")
+        route.fulfill(response=answer, json=body)
+
+    page.route("**/chunks/*", forge)
+    record_for(page, 2)
+    expect(page.get_by_label("Upload status")).to_have_text(re.compile(
+        "^STOPPED: the receipt's checkpoint does not verify"))
+    page.get_by_role("button", name="Stop recording").click()
+    chunks = page.evaluate(OUTBOX_JS)
+    assert chunks and all(c["state"] == "queued" for c in chunks), chunks
+    # Sealed only to the owner's recovery key: never to Eve's or Mallory's.
+    assert all(c["header"].count("-> X25519 ") == 1 for c in chunks)
+    context.close()
 
 
 def test_offline_then_killed_leaves_a_verifiable_prefix_and_the_reopened_page_sends_the_rest(

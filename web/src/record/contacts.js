@@ -34,7 +34,7 @@ export async function invite(device, name, policy) {
 // refuses (and revokes) a contact whose keys the server substituted. Returns the pinned list.
 export async function refreshContacts(device) {
   const api = deviceApi(device);
-  const waiting = (await all("invitations")).filter((i) => i.state === "waiting");
+  const waiting = await waitingInvitations();
   if (waiting.length) {
     const { contacts } = await api.json("GET", "/v1/contacts", { auth: true });
     for (const invitation of waiting) {
@@ -49,7 +49,9 @@ async function settle(api, invitation, contact) {
   const ok = await contactProofMatches(invitation.secret, invitation.invitation_id,
     contact.age_recipient, contact.contact_key, contact.proof);
   if (!ok || contact.status === "revoked") {
-    await put("invitations", { ...invitation, secret: null, state: "refused" });
+    await put("invitations", { ...invitation, secret: null, state: "refused",
+      problem: ok ? "revoked before it was verified" : "the keys the server holds for this " +
+        "contact do not match the invitation: they were substituted; nothing is sealed to them" });
     if (contact.status !== "revoked") {
       await api.json("DELETE", `/v1/contacts/${contact.contact_id}`, { auth: true });
     }
@@ -69,4 +71,6 @@ export async function pinnedContacts() {
   return (await all("contacts")).sort((a, b) => a.order - b.order);
 }
 
-export const refusedInvitations = async () => (await all("invitations")).filter((i) => i.state === "refused");
+const inState = (state) => async () => (await all("invitations")).filter((i) => i.state === state);
+export const refusedInvitations = inState("refused");
+export const waitingInvitations = inState("waiting");

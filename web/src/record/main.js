@@ -4,7 +4,9 @@
 import { $, downloadUrl, el, show, status } from "../contact/ui.js";
 import { utf8 } from "../protocol/bytes.js";
 import { Recording } from "./capture.js";
-import { invite, pinnedContacts, refreshContacts } from "./contacts.js";
+import {
+  invite, pinnedContacts, refreshContacts, refusedInvitations, waitingInvitations,
+} from "./contacts.js";
 import { loadDevice, setUp, signerOf } from "./device.js";
 import { locationEntry, noteEntry } from "./log_entries.js";
 import { countByState } from "./store.js";
@@ -38,19 +40,28 @@ async function onUploadStatus(s) {
   }
 }
 
-function showContacts(contacts) {
+async function showContacts(contacts) {
+  const refused = await refusedInvitations();
   $("contacts").replaceChildren(...contacts.map((c) => el("li", {},
     el("strong", { text: c.name }), ` (${c.policy}) safety number: `,
-    el("span", { "aria-label": `Safety number of ${c.name}`, text: c.safety }))));
+    el("span", { "aria-label": `Safety number of ${c.name}`, text: c.safety }))),
+  ...refused.map((i) => el("li", { class: "error" }, el("strong", { text: i.name }),
+    `: REFUSED: ${i.problem}`)));
   show("no-contacts", !contacts.length);
 }
 
 async function checkContacts() {
   try {
-    showContacts(await refreshContacts(device));
+    await showContacts(await refreshContacts(device));
   } catch (exc) {
     status(`Could not check your contacts: ${exc.message}`, "error");
   }
+}
+
+// While an invitation waits, look for its contact now and then (as `device sync` does).
+async function pollContacts() {
+  if ((await waitingInvitations()).length) await checkContacts();
+  setTimeout(pollContacts, 10_000);
 }
 
 function showDevice() {
@@ -61,7 +72,7 @@ function showDevice() {
   uploader = new Uploader(device, (s) => onUploadStatus(s));
   uploader.kick(); // whatever a crash or a lost network left in the outbox
   pinnedContacts().then(showContacts);
-  checkContacts();
+  pollContacts();
 }
 
 async function onSetUp(event) {
