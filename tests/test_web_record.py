@@ -218,6 +218,14 @@ def test_a_recording_reaches_the_contact_with_its_tone(
     page.get_by_role("button", name="Stop recording").click()
     expect(page.get_by_role("button", name="Start recording")).to_be_visible()
     all_sent(page)
+    # After the stop closed the log, a note goes to the encounter's addenda.
+    sent_before = page.get_by_label("Upload status").inner_text()
+    page.get_by_role("textbox", name="Note (badge number, agency, what was said)").fill(
+        "They left at 10:42")
+    page.get_by_role("button", name="Add a note").click()
+    expect(page.get_by_role("status").first).to_have_text("Added to the recording.")
+    expect(page.get_by_label("Upload status")).not_to_have_text(sent_before)
+    all_sent(page)
     page.get_by_role("button", name="Alert my contacts").click()
     expect(page.get_by_role("status").first).to_have_text("Your contacts were alerted.")
     context.close()
@@ -233,6 +241,8 @@ def test_a_recording_reaches_the_contact_with_its_tone(
         e for e in log if e["event"] == "note").items()
     assert {"event": "location", "lat": 52.52, "lon": 13.405, "accuracy": 12}.items() <= next(
         e for e in log if e["event"] == "location").items()
+    addenda = [json.loads(line) for line in (plain / "addenda.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["text"]) for e in addenda] == [("note", "They left at 10:42")]
     chunks = [e for e in log if e["event"] == "chunk"]
     assert [c["seq"] for c in chunks] == list(range(len(chunks))) and chunks[-1]["final"]
 

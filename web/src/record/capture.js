@@ -5,7 +5,9 @@
 // entry is the log's final chunk.
 
 import { formatTime } from "../protocol/descriptor.js";
-import { chunkEntry, entryBytes, startEntry, stopEntry } from "./log_entries.js";
+import {
+  ADDENDA_STREAM, LOG_STREAM, chunkEntry, entryBytes, startEntry, stopEntry,
+} from "../protocol/eventlog.js";
 import { commit, sealPiece } from "./sealer.js";
 import { put } from "./store.js";
 
@@ -23,7 +25,7 @@ export class Recording {
     this.onChunk = onChunk;
     this.onError = onError;
     this.encounter = crypto.randomUUID();
-    this.seqs = { log: 0 };
+    this.seqs = { [LOG_STREAM]: 0 };
     this.totals = {};
     this.recorders = [];
     this.chain = Promise.resolve();
@@ -48,7 +50,14 @@ export class Recording {
   }
 
   log(entry, final = false) {
-    return this.enqueue(() => this.seal("log", entryBytes(entry), final));
+    return this.enqueue(() => this.seal(LOG_STREAM, entryBytes(entry), final));
+  }
+
+  // A note or location after the stop closed the log goes to the never-closed `addenda` stream
+  // of the same encounter (docs/protocol.md C.3.1).
+  addendum(entry) {
+    this.seqs[ADDENDA_STREAM] = this.seqs[ADDENDA_STREAM] || 0;
+    return this.enqueue(() => this.seal(ADDENDA_STREAM, entryBytes(entry), false));
   }
 
   async start(withVideo) {
@@ -60,7 +69,8 @@ export class Recording {
       if (!list.length) continue;
       this.seqs[stream] = 0;
       this.totals[stream] = { chunks: 0, bytes: 0 };
-      this.log(startEntry(stream));
+      // Slices are cut by time, not by bytes: chunk_bytes 0, and the slice length beside it.
+      this.log({ ...startEntry({ stream, chunkBytes: 0 }), timeslice_ms: TIMESLICE_MS });
       const recorder = new MediaRecorder(new MediaStream(list), { mimeType: mimeFor(stream) });
       recorder.ondataavailable = (event) => this.enqueue(async () => {
         const bytes = new Uint8Array(await event.data.arrayBuffer());
@@ -77,7 +87,8 @@ export class Recording {
     const chunk = await this.seal(stream, bytes, final);
     this.totals[stream].chunks += 1;
     this.totals[stream].bytes += bytes.length;
-    await this.seal("log", entryBytes(chunkEntry(stream, chunk.seq, bytes.length, final)), false);
+    await this.seal(LOG_STREAM, entryBytes(chunkEntry({ stream, seq: chunk.seq, size: bytes.length,
+      final })), false);
   }
 
   async stop() {
@@ -89,8 +100,8 @@ export class Recording {
     this.recorders.forEach(({ stream }, i) => {
       this.enqueue(() => this.mediaChunk(stream, new Uint8Array(0), true));
       const last = i === this.recorders.length - 1;
-      this.enqueue(() => this.seal("log", entryBytes(stopEntry(stream,
-        this.totals[stream].chunks, this.totals[stream].bytes)), last));
+      this.enqueue(() => this.seal(LOG_STREAM, entryBytes(stopEntry({ stream,
+        chunks: this.totals[stream].chunks, bytes: this.totals[stream].bytes })), last));
     });
     await this.chain;
   }

@@ -3,12 +3,13 @@
 
 import { $, downloadUrl, el, show, status } from "../contact/ui.js";
 import { utf8 } from "../protocol/bytes.js";
+import { locationEntry, noteEntry } from "../protocol/eventlog.js";
 import { Recording } from "./capture.js";
 import {
   invite, pinnedContacts, refreshContacts, refusedInvitations, waitingInvitations,
 } from "./contacts.js";
 import { loadDevice, setUp, signerOf } from "./device.js";
-import { locationEntry, noteEntry } from "./log_entries.js";
+import { installOffline } from "./install.js";
 import { countByState } from "./store.js";
 import { Uploader, queueAction } from "./uploader.js";
 
@@ -16,6 +17,7 @@ let device = null;
 let uploader = null;
 let recording = null;
 let lastEncounter = null;
+let lastRecording = null; // notes after the stop go to its addenda
 
 function uploadStatus(text, kind = "") {
   $("upload").textContent = text;
@@ -108,6 +110,7 @@ async function toggleRecording() {
   if (recording) {
     button.disabled = true;
     await recording.stop();
+    lastRecording = recording;
     recording = null;
     button.textContent = "Start recording";
     button.classList.remove("recording");
@@ -140,16 +143,25 @@ async function action(kind) {
   uploader.kick();
 }
 
-// A note or a location goes into the running recording's event log.
-export function addLogEntry(entry) {
-  if (!recording) return status("Start a recording first.", "error");
-  return recording.log(entry).then(() => status("Added to the recording."));
+// A note or a location goes into the running recording's event log (`make` builds the entry
+// and may refuse it: an empty or overlong note, impossible coordinates).
+function addLogEntry(make) {
+  if (!recording && !lastRecording) return status("Start a recording first.", "error");
+  let entry;
+  try {
+    entry = make();
+  } catch (exc) {
+    return status(`Not added: ${exc.message}`, "error");
+  }
+  const added = recording ? recording.log(entry) : lastRecording.addendum(entry);
+  return added.then(() => status("Added to the recording."));
 }
 
 function locate() {
-  if (!recording) return status("Start a recording first.", "error");
+  if (!recording && !lastRecording) return status("Start a recording first.", "error");
   navigator.geolocation.getCurrentPosition(
-    (p) => addLogEntry(locationEntry(p.coords.latitude, p.coords.longitude, p.coords.accuracy)),
+    (p) => addLogEntry(() => locationEntry({ lat: p.coords.latitude, lon: p.coords.longitude,
+      accuracy: p.coords.accuracy ?? null })),
     (err) => status(`No location: ${err.message}`, "error"), { enableHighAccuracy: true, timeout: 15000 });
 }
 
@@ -164,10 +176,11 @@ async function main() {
   $("note-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = $("note").value.trim();
-    if (text) addLogEntry(noteEntry(text));
+    if (text) addLogEntry(() => noteEntry({ text }));
     $("note").value = "";
   });
   window.addEventListener("online", () => uploader && uploader.kick());
+  installOffline(); // the page opens without a network once loaded (never in the way)
   device = await loadDevice();
   if (device && device.registered && device.rosterPublished) return showDevice();
   show("setup");

@@ -10,7 +10,7 @@ import { sha256 } from "../protocol/hash.js";
 import { signNote } from "../protocol/signing.js";
 import { run } from "./store.js";
 
-export const PRIORITY = { log: 0, audio: 1, video: 2 };
+export const PRIORITY = { log: 0, addenda: 0, audio: 1, video: 2 };
 
 export const chunkKey = (encounter, stream, seq) =>
   `${encounter}/${stream}/${String(seq).padStart(10, "0")}`;
