@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from age_tty import run_with_tty
 from fetchkit import safehold
 from helpers import ServerProcess
@@ -198,6 +199,27 @@ def decoded_audio(path: Path) -> tuple[float, float]:
     middle = samples[len(samples) // 4: 3 * len(samples) // 4]
     crossings = sum(1 for a, b in zip(middle, middle[1:], strict=False) if a < 0 <= b)
     return seconds, crossings / (len(middle) / 16_000)
+
+
+def test_the_page_is_served_with_a_strict_policy_and_only_its_own_files(
+        live_server: ServerProcess) -> None:
+    page = requests.get(f"{live_server.url}/record", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+    assert "connect-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    # Only files of this server; no CDN, no inline script.
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(s.startswith(("/web/", "#")) for s in sources), sources
+    assert "<script>" not in page.text
+    for source in sources:
+        if source.startswith("/web/"):
+            assert requests.get(live_server.url + source, timeout=10).status_code == 200, source
+    names = re.findall(r"<button[^>]*>([^<]+)</button>", page.text)
+    for name in ("Set up this phone", "Invite a trusted contact", "Start recording",
+                 "Alert my contacts", "I am safe"):
+        assert name in names, names
 
 
 def test_a_recording_reaches_the_contact_with_its_tone(
