@@ -109,6 +109,25 @@ def page_run(page: Page, cdp: Any, seconds: int) -> tuple[float, list[dict[str, 
     return busy, page.evaluate(OUTBOX_JS)
 
 
+def offline_run(page: Page, cdp: Any, seconds: int) -> tuple[float, int]:
+    """The same recording with every API request refused at once: seal + sign + queue only
+    (plus the uploader's few backoff attempts). Then the network returns and it all goes."""
+    known = len(page.evaluate(OUTBOX_JS))
+    page.route("**/v1/**", lambda route: route.abort("internetdisconnected"))
+    before = busy_seconds(cdp)
+    page.get_by_role("button", name="Start recording").click()
+    time.sleep(seconds)
+    page.get_by_role("button", name="Stop recording").click()
+    expect(page.get_by_role("button", name="Start recording")).to_be_visible()
+    busy = busy_seconds(cdp) - before
+    media = [c for c in page.evaluate(OUTBOX_JS)[known:] if c["stream"] not in ("log",)]
+    page.unroute("**/v1/**")
+    page.reload()
+    expect(page.get_by_label("Upload status")).to_contain_text(
+        "Everything recorded is on the server", timeout=120_000)
+    return busy, len([c for c in media if c["plain"]])
+
+
 def cli_exposure(server: ServerProcess, work: Path, seconds: int, chunk: int) -> list[float]:
     phone = work / "cli-phone"
     assert cli(phone, "register", "--server", server.url).returncode == 0
@@ -150,6 +169,7 @@ def main() -> None:
                 base_busy = busy_seconds(cdp) - before
                 busy, chunks = page_run(page, cdp, args.seconds)
                 measures = page.evaluate(MEASURES_JS)
+                offline_busy, offline_slices = offline_run(page, cdp, args.seconds)
                 browser.close()
             media = [c for c in chunks if c["stream"] != "log" and c["plain"]]
             exposure = [(stamp(c["acknowledgedAt"]) - stamp(c["sealedAt"])) * 1000
@@ -160,6 +180,10 @@ def main() -> None:
             server.stop()
     report(args.seconds, base_slices, base_busy, len(media), busy, measures, exposure, cli_exp,
            media)
+    per_offline = offline_busy * 1000 / max(1, offline_slices)
+    print(f"main thread, recorder page with the network cut (seal+sign+queue only): "
+          f"{per_offline:.2f} ms per slice ({offline_slices} slices); extra over the baseline "
+          f"{per_offline - base_busy * 1000 / max(1, base_slices):.2f} ms per slice")
 
 
 def report(seconds: int, base_slices: int, base_busy: float, slices: int, busy: float,
