@@ -38,7 +38,13 @@ async function onUploadStatus(s) {
   } else if (s.kind === "sending") {
     uploadStatus(`Sending: ${s.waiting} pieces waiting, ${acked} on the server.`);
   } else if (s.kind === "idle" && !s.waiting) {
-    uploadStatus(`Everything recorded is on the server (${acked} pieces).`);
+    const refused = await countByState("refused");
+    if (refused) {
+      uploadStatus(`${acked} pieces are on the server; the server refused ${refused}, which are ` +
+        "kept on this phone.", "error");
+    } else {
+      uploadStatus(`Everything recorded is on the server (${acked} pieces).`);
+    }
   }
 }
 
