@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 
 const check = process.argv.includes("--check");
 const here = (p) => new URL(p, import.meta.url).pathname;
-const pages = [{ name: "contact", dir: "src/contact" }];
+const pages = [{ name: "contact", dir: "src/contact" }, { name: "record", dir: "src/record" }];
 let stale = [];
 
 for (const page of pages) {

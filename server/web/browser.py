@@ -1,4 +1,4 @@
-"""The browser pages (`GET /contact`) and their built files (`GET /web/<file>`).
+"""The browser pages (`GET /contact`, `GET /record`) and their built files (`GET /web/<file>`).
 
 They are built by esbuild into web/dist (committed, checked against a fresh build by
 tests/test_web_build.py) and served exactly as they are: no templating, no CDN. The page's
@@ -44,6 +44,11 @@ def _with_headers(response: Response) -> Response:
 @web.get("/contact")
 def contact_page() -> Response:
     return _with_headers(send_from_directory(WEB_DIST, "contact.html", mimetype="text/html"))
+
+
+@web.get("/record")
+def record_page() -> Response:
+    return _with_headers(send_from_directory(WEB_DIST, "record.html", mimetype="text/html"))
 
 
 @web.get("/web/<path:name>")

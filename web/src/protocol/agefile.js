@@ -2,7 +2,7 @@
 // new X25519 identities, passphrase-protected identity files (as `safehold keygen --passphrase`
 // and `age -p -a` write them, §1.4), chunk decryption and the safehold-slot stanza (§1.5).
 
-import { Decrypter, Encrypter, armor, generateIdentity, identityToRecipient } from "age-encryption";
+import { Decrypter, Encrypter, Stanza, armor, generateIdentity, identityToRecipient } from "age-encryption";
 import { fromUtf8, utf8 } from "./bytes.js";
 
 export const SCRYPT_WORK_FACTOR = 18; // what safehold keygen writes
@@ -89,4 +89,30 @@ export function plaintextSize(bytes) {
   const payload = bytes.length - (at + 1) - 16;
   const chunks = Math.max(1, Math.ceil(payload / 65552));
   return payload - 16 * chunks;
+}
+
+// A recipient that writes no key, only the slot stanza (§1.5): added first, so the encoder puts
+// it right after the version line, as crypto/age does; its empty body is one empty line.
+class SlotStanza {
+  constructor(slot) {
+    this.args = ["safehold-slot", slot.encounter, slot.stream, String(slot.seq),
+      slot.final ? "final" : "more"];
+    if (!SLOT.test(`-> ${this.args.join(" ")}`) || slot.seq > 0xffffffff) {
+      throw new Error("invalid chunk slot");
+    }
+  }
+
+  wrapFileKey() {
+    return [new Stanza(this.args, new Uint8Array(0))];
+  }
+}
+
+// One chunk (§1.2-1.3): the slot stanza, then one X25519 stanza per recipient in the order
+// given (pinned contacts in pinning order, then the recovery recipient, as the CLI writes).
+export async function sealChunk(plaintext, slot, recipients) {
+  if (!recipients.length) throw new Error("a chunk needs at least one recipient");
+  const e = new Encrypter();
+  e.addRecipient(new SlotStanza(slot));
+  for (const r of recipients) e.addRecipient(r);
+  return e.encrypt(plaintext);
 }

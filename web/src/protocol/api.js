@@ -3,7 +3,7 @@
 
 import { toB64 } from "./bytes.js";
 import { signRaw } from "./signing.js";
-import { contactLoginStatement } from "./statements.js";
+import { contactLoginStatement, deviceLoginStatement } from "./statements.js";
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -33,7 +33,8 @@ export class Api {
     this.token = null; // a promise of the bearer token, while one is held
   }
 
-  async request(method, path, { body, auth = false, headers = {} } = {}) {
+  // `raw`: bytes sent as they are (a chunk upload); `body`: JSON.
+  async request(method, path, { body, raw, auth = false, headers = {} } = {}) {
     for (let attempt = 0; ; attempt++) {
       const h = { ...headers };
       if (body !== undefined) h["Content-Type"] = "application/json";
@@ -48,7 +49,8 @@ export class Api {
         h.Authorization = `Bearer ${await token}`;
       }
       const response = await fetch(this.base + path, {
-        method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
+        method, headers: h,
+        body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
         cache: "no-store",
       });
       if (response.status === 401 && auth && attempt === 0) {
@@ -77,6 +79,19 @@ export function contactLogin(contactId, signingKey, serverName) {
     const signature = await signRaw(contactLoginStatement(serverName, contactId, challenge), signingKey);
     const { token } = await api.json("POST", "/v1/auth/token", {
       body: { contact_id: contactId, challenge, signature: toB64(signature) },
+    });
+    return token;
+  };
+}
+
+// A token provider for a device (Python: sync.device.account.device_login); `signer` holds the
+// device key (signing.js cryptoKeySigner).
+export function deviceLogin(deviceId, signer, serverName) {
+  return async (api) => {
+    const { challenge } = await api.json("POST", "/v1/auth/challenge", { body: { device_id: deviceId } });
+    const signature = await signer.sign(deviceLoginStatement(serverName, deviceId, challenge));
+    const { token } = await api.json("POST", "/v1/auth/token", {
+      body: { device_id: deviceId, challenge, signature: toB64(signature) },
     });
     return token;
   };

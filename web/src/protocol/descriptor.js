@@ -31,3 +31,14 @@ export function parseAccess(text) {
   if (!m) throw new Error("not an access record");
   return { encounter: m[1], contact: m[2], what: m[3], time: m[4] };
 }
+
+// Device time as descriptors carry it: RFC 3339 UTC with exactly 3 fraction digits.
+export const formatTime = (date = new Date()) => date.toISOString();
+
+// The descriptor text a device signs (§2.3), checked by parsing it back: one encoding only.
+export function descriptorText({ encounter, stream, seq, final, size, sha256, time }) {
+  const text = `${CHUNK_TAG}encounter ${encounter}\nstream ${stream}\nseq ${seq}\n` +
+    `end ${final ? "final" : "more"}\nsize ${size}\nsha256 ${sha256}\ntime ${time}\n`;
+  parseDescriptor(text);
+  return text;
+}

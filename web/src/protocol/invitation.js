@@ -1,7 +1,7 @@
 // Contact invitations (docs/protocol.md "Trusted contacts"; Python: crypto/invitation.py):
 // a code <id>.<secret> whose secret never reaches the server, and the two HMAC proofs.
 
-import { fromB64url, toB64, utf8, equalBytes, fromB64 } from "./bytes.js";
+import { fromB64url, toB64, toB64url, utf8, equalBytes, fromB64 } from "./bytes.js";
 import { hkdfSha256, hmacSha256 } from "./hash.js";
 
 const OWNER_PURPOSE = "safehold invite owner v1";
@@ -70,4 +70,23 @@ export async function verifyOwnerProof(secret, terms) {
   if (!equalBytes(expected, given)) {
     throw new Error("the owner proof does not match the invitation secret");
   }
+}
+
+// The owner's side: a fresh code (16-byte id, 32-byte secret), as crypto.invitation does.
+export function newCode() {
+  const id = toB64url(globalThis.crypto.getRandomValues(new Uint8Array(16)));
+  const secret = globalThis.crypto.getRandomValues(new Uint8Array(32));
+  return { invitationId: id, secret, text: `${id}.${toB64url(secret)}` };
+}
+
+// True only if the server reports the keys the invitee proved with the secret (step 4).
+export async function contactProofMatches(secret, invitationId, ageRecipient, contactKey, proof) {
+  let given;
+  try {
+    given = fromB64(String(proof));
+  } catch {
+    return false;
+  }
+  const expected = fromB64(await contactProof(secret, invitationId, ageRecipient, contactKey));
+  return equalBytes(expected, given);
 }

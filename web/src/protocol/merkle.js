@@ -84,3 +84,45 @@ export class PrefixRoots {
     return this.roots[n];
   }
 }
+
+// RFC 9162 §2.1.4.2: is the tree of size `first` with root `firstRoot` a prefix of the tree of
+// size `second` with root `secondRoot`? (The recorder links its receipts with it, C.6.)
+export async function verifyConsistency(first, second, proof, firstRoot, secondRoot) {
+  if (!(first >= 1 && first <= second)) return false;
+  if (first === second) return proof.length === 0 && equalBytes(firstRoot, secondRoot);
+  if (!proof.length || proof.some((p) => p.length !== 32)) return false;
+  const path = (first & (first - 1)) === 0 ? [firstRoot, ...proof] : proof;
+  let fn = first - 1;
+  let sn = second - 1;
+  while (fn % 2 === 1) {
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      fr = await nodeHash(c, fr);
+      sr = await nodeHash(c, sr);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      sr = await nodeHash(sr, c);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && equalBytes(fr, firstRoot) && equalBytes(sr, secondRoot);
+}
+
+// A receipt for the newest leaf (index = size - 1) also proves the root at size - 1 (C.6 4):
+// fold its inclusion path, lowest first. Null when the leaf is not the newest or size is 1.
+export async function previousRoot(index, size, proof) {
+  if (index !== size - 1 || size < 2 || !proof.length) return null;
+  let r = proof[0];
+  for (const p of proof.slice(1)) r = await nodeHash(p, r);
+  return r;
+}

@@ -146,3 +146,28 @@ export async function openNote(note, verifiers) {
 export function noteBytesText(bytes) {
   return fromUtf8(bytes);
 }
+
+// A device key kept as a non-extractable WebCrypto key (the page can sign, nobody can read the
+// seed out of the browser): {privateKey (CryptoKey), verifierKey (text)}.
+export async function generateDeviceKey(name) {
+  if (!isValidKeyName(name)) throw new Error("invalid key name");
+  const pair = await subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+  const publicKey = new Uint8Array(await subtle.exportKey("raw", pair.publicKey));
+  return { privateKey: pair.privateKey, verifierKey: await encodeKey(name, publicKey, publicKey) };
+}
+
+// A signer over a CryptoKey: {name, keyId, sign(bytes) -> 64-byte signature}.
+export async function cryptoKeySigner(privateKey, verifier) {
+  const { name, keyId: kid } = await parseVerifier(verifier);
+  return {
+    name, keyId: kid, verifier,
+    sign: async (message) => new Uint8Array(await subtle.sign("Ed25519", privateKey, message)),
+  };
+}
+
+// A signed note (§2.2) with one signature line by `signer`.
+export async function signNote(text, signer) {
+  if (!text.endsWith("\n") || text.includes("\n\n")) throw new Error("note text must be lines");
+  const signature = await signer.sign(utf8(text));
+  return `${text}\n${SIGNATURE_PREFIX}${signer.name} ${toB64(concat(signer.keyId, signature))}\n`;
+}

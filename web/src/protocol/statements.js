@@ -1,4 +1,4 @@
-// The exact strings a contact signs for the server (Python: schemas/statements.py).
+// The exact strings a contact or a device signs for the server (Python: schemas/statements.py).
 
 import { utf8 } from "./bytes.js";
 
@@ -12,3 +12,14 @@ export const acceptInvitationStatement = (serverName, invitationId, ageRecipient
 
 export const contactLoginStatement = (serverName, contactId, challenge) =>
   lines("safehold-login/v1", serverName, "contact-login", contactId, challenge);
+
+export const registerStatement = (serverName, accountId, deviceId, recoveryRecipient) =>
+  lines("safehold-register/v1", serverName, accountId, deviceId, recoveryRecipient);
+
+export const deviceLoginStatement = (serverName, deviceId, challenge) =>
+  lines("safehold-login/v1", serverName, "login", deviceId, challenge);
+
+// The roster's genesis (docs/protocol.md "Device roster"): this device, with the recovery key.
+export const rosterGenesisText = (serverName, accountId, deviceKey, recoveryRecipient) =>
+  ["safehold.roster/v1", `server ${serverName}`, `account ${accountId}`, "seq 0", "prev -",
+    `device ${deviceKey}`, `recovery ${recoveryRecipient}`].map((l) => l + "\n").join("");
