@@ -59,3 +59,33 @@ def list_encounters(args: argparse.Namespace) -> int:
         if view.status != "pending" and not view.encounters:
             print("    nothing released to you")
     return EXIT_OK
+
+
+def keep_checkpoint(args: argparse.Namespace) -> int:
+    """`safehold contact checkpoint FILE|-`: keep the signed checkpoint a notification carried."""
+    import sys
+
+    from sync.people.known_checkpoints import keep_notified, origin_parts
+    from sync.people.notified import checkpoint_text
+    from sync.upload.outbox import now_rfc3339
+
+    try:
+        raw = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror or exc}", EXIT_USAGE)
+    note = checkpoint_text(raw)
+    server_name, _encounter = origin_parts(note)
+    state = ContactState(args.state)
+    membership = next((m for m in state.require_memberships()
+                       if m.server_name == server_name), None)
+    if membership is None:
+        raise CliError(f"that checkpoint is of a log on {server_name[:80]!r}, a server you "
+                       f"joined no invitation on (state folder {args.state})", EXIT_USAGE)
+    encounter, kept, before = keep_notified(args.state, note, membership.server_key,
+                                            membership.server_name, now_rfc3339())
+    print(f"kept the server's signed checkpoint of encounter {encounter}: {kept.size} log "
+          f"entries (in {args.state}/checkpoints.json)")
+    if before is not None and before.size > kept.size:
+        print(f"you already hold a larger one ({before.size} log entries); `safehold fetch` "
+              "checks that the server's log extends both")
+    return EXIT_OK
