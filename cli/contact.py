@@ -10,7 +10,7 @@ from cli.device import _timeout
 from cli.device_contacts import policy_text
 from cli.identity import load_identities
 from crypto import age
-from sync.people.client import Notify, released_to_me
+from sync.people.client import Notify, contact_client, released_to_me
 from sync.people.client import join as join_invitation
 from sync.people.contact_state import ContactState
 
@@ -67,6 +67,7 @@ def keep_checkpoint(args: argparse.Namespace) -> int:
 
     from sync.people.known_checkpoints import keep_notified, origin_parts
     from sync.people.notified import checkpoint_text
+    from sync.safetext import safe_text
     from sync.upload.outbox import now_rfc3339
 
     try:
@@ -81,11 +82,15 @@ def keep_checkpoint(args: argparse.Namespace) -> int:
     if membership is None:
         raise CliError(f"that checkpoint is of a log on {server_name[:80]!r}, a server you "
                        f"joined no invitation on (state folder {args.state})", EXIT_USAGE)
-    encounter, kept, before = keep_notified(args.state, note, membership.server_key,
-                                            membership.server_name, now_rfc3339())
-    print(f"kept the server's signed checkpoint of encounter {encounter}: {kept.size} log "
-          f"entries (in {args.state}/checkpoints.json)")
-    if before is not None and before.size > kept.size:
-        print(f"you already hold a larger one ({before.size} log entries); `safehold fetch` "
-              "checks that the server's log extends both")
+    api = contact_client(state, membership, _timeout())
+    kept = keep_notified(args.state, note, membership.server_key, membership.server_name,
+                         now_rfc3339(), api.consistency)
+    print(f"kept the server's signed checkpoint of encounter {kept.encounter}: {kept.new.size} "
+          f"log entries (in {args.state}/checkpoints.json)")
+    before = kept.largest_before
+    if before is not None and before.size != kept.new.size:
+        print(f"consistent with the one of {before.size} log entries you held"
+              if kept.unchecked is None else
+              f"not yet compared with the one of {before.size} log entries you hold (the "
+              f"server could not be asked: {safe_text(kept.unchecked)}); `safehold fetch` will")
     return EXIT_OK

@@ -173,6 +173,14 @@ def test_contact_keeps_the_notified_checkpoint_and_refuses_a_forged_one(scene: S
     again = safehold("contact", "checkpoint", scene.dad_email, "--state", scene.dad)
     assert again.returncode == 0, again.stderr
     assert len(_held(scene.dad, scene.encounter)) == 1
+    # Mom holds a smaller checkpoint from her fetch: the server proves the notified one
+    # extends it (a copy of her folder, so her own evidence stays as her fetches left it)
+    mom = scene.root / "mom-copy-1"
+    shutil.copytree(scene.mom, mom)
+    both = safehold("contact", "checkpoint", "-", "--state", mom,
+                    stdin=scene.dad_webhook.decode())
+    assert both.returncode == 0 and "consistent with the one of" in both.stdout, both.stderr
+    assert len(_held(mom, scene.encounter)) == 2
     # a checkpoint of the same size under another root (a fork) is refused and not kept
     note = json.loads(scene.dad_webhook)["checkpoint"]
     other = _resigned(scene, note, b"\x01" * 32)
@@ -262,6 +270,16 @@ def test_a_contact_with_only_the_webhook_checkpoint_detects_the_rollback(
     line = done.stderr.strip().splitlines()[-1]
     assert scene.encounter in line and "rolled back" in line and "notification" in line, line
     assert not (scene.root / "dad-1" / "manifest.json").exists()
+    # fed to a contact who holds a smaller checkpoint, the rolled-back server cannot prove
+    # that the notified one extends it: said at once, and the notified one is kept
+    mom = scene.root / "mom-copy-2"
+    shutil.copytree(scene.mom, mom)
+    unproven = safehold("contact", "checkpoint", "-", "--state", mom,
+                        stdin=scene.dad_webhook.decode())
+    assert unproven.returncode == 1, unproven.stderr
+    assert "EVIDENCE TAMPERING" in unproven.stderr and "cannot prove" in unproven.stderr
+    assert scene.encounter in unproven.stderr
+    assert len(_held(mom, scene.encounter)) == 2
 
 
 def test_verify_against_held_checkpoints_fails_a_bundle_of_the_rolled_back_log(

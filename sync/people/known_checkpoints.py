@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from crypto.checkpoint import Checkpoint, encounter_origin, open_checkpoint
 from crypto.errors import CryptoError
-from sync.errors import StateError, UntrustedServer
+from crypto.merkle import verify_consistency
+from sync.errors import ServerRefusal, StateError, SyncError, UntrustedServer
 
 if TYPE_CHECKING:
     from sync.fetching.plan import Plan
@@ -189,19 +190,59 @@ def origin_parts(note: str) -> tuple[str, str]:
     return server, encounter
 
 
+Prove = Callable[[str, int, int], list[bytes]]  # the server's consistency proof (encounter, m, n)
+
+
+@dataclass
+class Kept:
+    encounter: str
+    new: Known
+    largest_before: Known | None
+    unchecked: str | None = None  # why it could not be compared with the others now
+
+
 def keep_notified(folder: Path, note: str, server_key: str, server_name: str,
-                  seen_at: str) -> tuple[str, Known, Known | None]:
-    """Keep a checkpoint a notification carried: (encounter, it, the largest held before).
-    Verified against the pinned key; one of a size already held with another root is a fork:
-    LogContradicted, and it is not kept (the contact's copy of the other one stands)."""
+                  seen_at: str, prove: Prove | None = None) -> Kept:
+    """Keep a checkpoint a notification carried. Verified against the pinned key; then it must
+    be consistent with every checkpoint held: one of the same size must have the same root, one
+    of another size is compared through the server's consistency proof (`prove`). A proof that
+    fails, or a same-size root that differs, is a fork: LogContradicted, and it is not kept. A
+    server that refuses the proof (its log no longer reaches the larger one) rolled back or
+    forked: it is kept, as the evidence, and UntrustedServer (exit 1) is raised after.
+    Unreachable: kept, and the next fetch compares."""
     _server, encounter = origin_parts(note)
     checkpoint = open_for(note, server_key, server_name, encounter)
     known = KnownCheckpoints(folder)
     held = known.held(encounter)
     new = Known.of(checkpoint, note, None, "notification", seen_at)
+    kept = Kept(encounter, new, max(held, key=lambda k: k.size) if held else None)
+    unproven: UntrustedServer | None = None
     for other in held:
-        if other.size == new.size and other.root != new.root:
+        if other.size == new.size:
+            if other.root != new.root:
+                raise LogContradicted(Contradiction(encounter, "forked", other, new.size, None))
+            continue
+        if not other.size or prove is None or kept.unchecked:
+            continue
+        small, large = sorted((other, new), key=lambda k: k.size)
+        try:
+            verify_consistency(small.size, large.size, base64.b64decode(small.root),
+                               base64.b64decode(large.root),
+                               prove(encounter, small.size, large.size))
+        except CryptoError:
             raise LogContradicted(Contradiction(encounter, "forked", other, new.size, None))
-    largest = max(held, key=lambda k: k.size) if held else None
+        except ServerRefusal as exc:
+            if exc.code != "out_of_range":  # not now (busy) or not to you (revoked)
+                kept.unchecked = str(exc)
+            else:  # the log no longer reaches the larger size the server itself signed
+                unproven = UntrustedServer(
+                    f"EVIDENCE TAMPERING: encounter {encounter}: the server signed a checkpoint "
+                    f"of size {large.size} but cannot prove that it extends the one of size "
+                    f"{small.size} ({exc.message}): its log was rolled back or forked. Both "
+                    f"are kept in {KNOWN_CHECKPOINTS}; `safehold fetch` names what is gone")
+        except SyncError as exc:  # unreachable
+            kept.unchecked = str(exc)
     known.keep(encounter, new)
-    return encounter, new, largest
+    if unproven is not None:
+        raise unproven
+    return kept
