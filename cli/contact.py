@@ -10,7 +10,7 @@ from cli.device import _timeout
 from cli.device_contacts import policy_text
 from cli.identity import load_identities
 from crypto import age
-from sync.people.client import Notify, released_to_me
+from sync.people.client import Notify, contact_client, released_to_me
 from sync.people.client import join as join_invitation
 from sync.people.contact_state import ContactState
 
@@ -58,4 +58,39 @@ def list_encounters(args: argparse.Namespace) -> int:
                   f"released {encounter['released_at']} ({encounter['reason']})")
         if view.status != "pending" and not view.encounters:
             print("    nothing released to you")
+    return EXIT_OK
+
+
+def keep_checkpoint(args: argparse.Namespace) -> int:
+    """`safehold contact checkpoint FILE|-`: keep the signed checkpoint a notification carried."""
+    import sys
+
+    from sync.people.known_checkpoints import keep_notified, origin_parts
+    from sync.people.notified import checkpoint_text
+    from sync.safetext import safe_text
+    from sync.upload.outbox import now_rfc3339
+
+    try:
+        raw = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror or exc}", EXIT_USAGE)
+    note = checkpoint_text(raw)
+    server_name, _encounter = origin_parts(note)
+    state = ContactState(args.state)
+    membership = next((m for m in state.require_memberships()
+                       if m.server_name == server_name), None)
+    if membership is None:
+        raise CliError(f"that checkpoint is of a log on {server_name[:80]!r}, a server you "
+                       f"joined no invitation on (state folder {args.state})", EXIT_USAGE)
+    api = contact_client(state, membership, _timeout())
+    kept = keep_notified(args.state, note, membership.server_key, membership.server_name,
+                         now_rfc3339(), api.consistency)
+    print(f"kept the server's signed checkpoint of encounter {kept.encounter}: {kept.new.size} "
+          f"log entries (in {args.state}/checkpoints.json)")
+    before = kept.largest_before
+    if before is not None and before.size != kept.new.size:
+        print(f"consistent with the one of {before.size} log entries you held"
+              if kept.unchecked is None else
+              f"not yet compared with the one of {before.size} log entries you hold (the "
+              f"server could not be asked: {safe_text(kept.unchecked)}); `safehold fetch` will")
     return EXIT_OK

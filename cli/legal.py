@@ -94,8 +94,13 @@ def run_verification(reader: BundleReader) -> Verification:
 def verify(args: argparse.Namespace) -> int:
     reuse_freed_buffers()
     policy = witness_policy(args)
+    held = held_files(args.checkpoint or [])
     with open_bundle(args.bundle) as reader:
         result = run_verification(reader)
+        if args.held_state is not None or held:
+            from sync.verifying.held import check_against_held
+
+            check_against_held(reader, result, args.held_state, held)
         witnessed = bundle_witnesses(reader, policy) if policy else None
     say(verification_text(result).rstrip("\n"))
     if witnessed is not None:
@@ -103,6 +108,21 @@ def verify(args: argparse.Namespace) -> int:
             raise CliError(safe_text(witnessed.summary()), EXIT_VERIFY)
         say(witnessed.summary())
     return EXIT_OK if result.ok else EXIT_VERIFY
+
+
+def held_files(paths: list[Path]) -> list[tuple[str, str]]:
+    """(name, text) of each `--checkpoint FILE`; a notification's JSON body or email works too
+    (sync/people/notified.py finds the note in it)."""
+    from sync.people.notified import checkpoint_text
+
+    found = []
+    for path in paths:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise CliError(f"--checkpoint {path}: {exc.strerror or exc}")
+        found.append((str(path), checkpoint_text(raw)))
+    return found
 
 
 def witness_policy(args: argparse.Namespace) -> WitnessPolicy | None:
@@ -232,6 +252,26 @@ def _contact_reader(state_dir: Path, encounter_id: str, rate_wait: RateWait | No
                           membership.contact_id, lambda: member_roster(state, membership, api))
 
 
+def _checked_against_held(state_dir: Path, encounter_id: str,
+                          planned: Callable[[Plan], None]) -> Callable[[Plan], None]:
+    """A contact's fetch first checks the served log against every checkpoint the contact
+    kept (sync/people/known_checkpoints.py) and refuses, before writing anything, a log that
+    shrank or forked; the owner's device does this in `device sync` (sync/upload/rollback.py)."""
+    from sync.people.contact_state import MEMBERSHIPS
+
+    if not (state_dir / MEMBERSHIPS).exists():
+        return planned
+
+    def check(plan: Plan) -> None:
+        from sync.people.known_checkpoints import check_fetched
+        from sync.upload.outbox import now_rfc3339
+
+        check_fetched(state_dir, encounter_id, plan, now_rfc3339())
+        planned(plan)
+
+    return check
+
+
 @contextmanager
 def byte_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Plan], None],
                                       Callable[[str], None]]]:
@@ -292,7 +332,7 @@ def fetch(args: argparse.Namespace) -> int:
     with byte_progress() as (tick, planned, note):
         reader = reader_for(args.state, encounter_id, RateWait(announce_waits(note)))
         result = fetch_encounter(reader, encounter_id, args.output, progress=tick,
-                                 on_plan=planned)
+                                 on_plan=_checked_against_held(args.state, encounter_id, planned))
     say(f"Fetched    {result.chunks} chunks into {result.bundle} ({result.downloaded} "
         f"downloaded now, {result.bytes_downloaded} bytes; log of {result.tree_size} leaves)")
     if args.zip:

@@ -152,6 +152,13 @@ def _add_contact_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--notify-email", metavar="ADDRESS", help="where to email notifications")
     _cmd(csub, "list", "cli.contact:list_encounters", "encounters released to this contact",
          state=True)
+    p = _cmd(csub, "checkpoint", "cli.contact:keep_checkpoint",
+             "keep the signed checkpoint a notification carried (webhook JSON, email, or the "
+             "note); a later fetch or verify --state refuses a log that does not extend it",
+             state=True)
+    p.add_argument("file", type=Path, metavar="FILE", help="the saved notification, or - for stdin")
+    p.epilog = ("exit codes: 0 kept, 1 it contradicts a checkpoint you hold (a forked log) or\n"
+                "            is not signed by the server key you pinned, 2 usage")
 
 
 EPILOG = """\
@@ -226,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a witness key to trust (repeatable; `safehold witness keygen` prints it)")
     p.add_argument("--witnesses-required", type=int, metavar="K",
                    help="valid cosignatures needed on the latest checkpoint (default: all)")
+    p.add_argument("--state", type=Path, dest="held_state", metavar="DIR",
+                   help="a contact's state folder: the bundle's log must extend every "
+                   "checkpoint of the encounter kept there (by fetch and `contact checkpoint`)")
+    p.add_argument("--checkpoint", type=Path, action="append", metavar="FILE",
+                   help="a signed checkpoint of the encounter you hold (e.g. from a "
+                   "notification) that the bundle's log must extend (repeatable)")
     p = _cmd(sub, "decrypt", "cli.legal:decrypt",
              "verify, decrypt and reassemble a bundle; write report.json, report.html and "
              "report.pdf", state=True)

@@ -150,7 +150,7 @@ class Worker:
     def send(self, delivery: Delivery, notification: Notification,
              channels: ContactChannels) -> None:
         body = message_body(notification, str(self.config["SERVER_NAME"]),
-                            str(self.config["PUBLIC_URL"]))
+                            str(self.config["PUBLIC_URL"]), self.checkpoint_for(notification))
         if delivery.channel == "webhook":
             if not channels.webhook_secret:
                 raise DeliveryFailed("the contact has no webhook secret", permanent=True)
@@ -161,6 +161,22 @@ class Worker:
             send_email(email_message(body, delivery.target, self.mail), self.mail)
         else:
             raise DeliveryFailed(f"unknown channel {delivery.channel!r}", permanent=True)
+
+    def checkpoint_for(self, notification: Notification) -> str | None:
+        """The encounter's latest signed checkpoint, read when the message is sent (the
+        latest there is), if the encounter is released to the contact; else None."""
+        from server.trust.release import encounter_release
+
+        if notification.encounter_id is None:
+            return None
+        with self.store.read() as tx:
+            contact = tx.contact(notification.contact_id)
+            encounter = tx.encounter(notification.encounter_id)
+            if contact is None or encounter is None or encounter_release(
+                    tx, contact, encounter, self.clock()) is None:
+                return None
+            found = tx.checkpoint(encounter.encounter_id)
+        return found.note if found is not None else None
 
     def record_failure(self, delivery: Delivery, failure: DeliveryFailed) -> None:
         attempts = delivery.attempts + 1

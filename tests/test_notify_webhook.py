@@ -68,7 +68,11 @@ def test_check_in_release_is_posted_once_with_a_valid_signature(
     assert body["link"] == f"{server.url}/v1/encounters/{encounter}"
     assert body["page"] == f"{server.url}/contact"  # for people: a page, not the API
     assert set(body) == {"format", "id", "kind", "encounter_id", "at", "server", "link",
-                         "page", "details"}
+                         "page", "details", "checkpoint"}
+    # the log's latest signed checkpoint, so the contact holds a copy outside the server
+    served = contact.call("GET", f"/v1/encounters/{encounter}/log/checkpoint").json()
+    assert body["checkpoint"] == served["checkpoint"]
+    assert body["checkpoint"].startswith(f"{server.name}/safehold/encounter/{encounter}\n")
     assert b"badge" not in message.body and b"words spoken" not in message.body
     # The link works for the contact, whose release has now happened.
     assert contact.call("GET", f"/v1/encounters/{encounter}").status_code == 200

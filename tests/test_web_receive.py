@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import re
 import sqlite3
 import struct
 import subprocess
@@ -378,3 +379,33 @@ def test_notes_and_locations_show_in_the_timeline_as_text(contact: Contact) -> N
     expect(item.get_by_role("link", name="Download bundle")).to_be_visible(timeout=10_000)
     assert "Following the recording" not in item.inner_text()
     assert "cut off" not in item.inner_text()
+
+
+def test_a_log_cut_back_after_the_page_checked_it_is_refused_as_tampering(
+        contact: Contact, live_server: ServerProcess, tmp_path: Path) -> None:
+    """Issue 10: the page keeps the largest checkpoint it verified (IndexedDB). The operator
+    then serves the log cut back to its first two entries under a checkpoint it signs with the
+    server key, as after a restored backup: the next check of that recording names a rollback,
+    not a recording merely cut off."""
+    from tests.hostilekit import read_key, signed_checkpoint
+
+    page, phone = contact.page, contact.phone
+    encounter = record(phone, os.urandom(3 * 65536), tmp_path, "--chunk-bytes", "65536")
+    item = encounter_item(page, encounter)
+    item.get_by_role("button", name="Decrypt").click()
+    expect(item).to_contain_text("Checked: every piece is exactly what the phone signed")
+    with sqlite3.connect(live_server.data_dir / "safehold.sqlite3", timeout=30) as db:
+        first_two = [bytes(row[0]) for row in db.execute(
+            "SELECT data FROM log_leaves WHERE encounter_id = ? AND leaf_index < 2 "
+            "ORDER BY leaf_index", (encounter,))]
+    note = signed_checkpoint(read_key(live_server.data_dir / "server.key"), live_server.name,
+                             encounter, first_two)
+    page.route(f"**/v1/encounters/{encounter}/log/checkpoint", lambda route: route.fulfill(
+        status=200, content_type="application/json",
+        body=json.dumps({"tree_size": 2, "checkpoint": note})))
+    item.get_by_role("button", name="Decrypt").click()  # a fresh check: only IndexedDB remembers
+    # (the page's own reads are logged too, so the log it verified is longer than the chunks)
+    expect(item.get_by_role("alert")).to_contain_text(re.compile(
+        r"EVIDENCE TAMPERING: the server's log was rolled back: this browser verified its "
+        r"signed checkpoint of ([3-9]|\d\d+) entries on [0-9T:.Z-]+, the server now serves 2"))
+    expect(item.get_by_role("link", name="Download bundle")).to_have_count(0)

@@ -26,6 +26,10 @@ WEBHOOK_CONNECT_TIMEOUT = 5.0
 WEBHOOK_READ_TIMEOUT = 10.0
 SMTP_TIMEOUT = 15.0
 USER_AGENT = "Safehold-Notifier/1"
+# Around the checkpoint in an email, so a client finds it in a saved or pasted message
+# (sync/people/notified.py looks for the same lines).
+CHECKPOINT_BEGIN = "-----BEGIN SAFEHOLD CHECKPOINT-----"
+CHECKPOINT_END = "-----END SAFEHOLD CHECKPOINT-----"
 
 
 class DeliveryFailed(Exception):
@@ -114,6 +118,11 @@ def email_message(body: Mapping[str, Any], address: str, settings: MailSettings)
         lines += [f"Deletion due at: {details['due_at']}",
                   "A trusted contact can stop it by placing a hold before then, "
                   "in the Safehold contact app."]
+    if body.get("checkpoint"):
+        lines += ["", "The server's signed record of this recording so far (keep this message: "
+                  "`safehold contact checkpoint` stores it, and a later fetch then notices if "
+                  "the server drops or rewrites anything):", CHECKPOINT_BEGIN,
+                  str(body["checkpoint"]).rstrip("\n"), CHECKPOINT_END]
     lines += ["", f"Open it with your Safehold contact app or `safehold contact list`; "
               f"how: {body['page']}",
               "", f"Notification id: {body['id']} (every copy of this message has the same id).",

@@ -5,7 +5,9 @@
 commit together or not at all. `safehold worker` (server/worker.py) delivers the rows.
 
 A message says only what happened, to which encounter, when, and where the server is. It never
-carries any content of the recording, not even its size or stream names.
+carries any content of the recording, nor its stream names. To a contact who may read the
+encounter it also carries the log's latest signed checkpoint (which says how many log entries
+there are, as the contact's own fetch would), so the contact holds a copy of it.
 """
 
 from __future__ import annotations
@@ -58,9 +60,13 @@ def enqueue_notification(tx: Tx, *, contact_id: str, kind: str, encounter_id: st
     tx.insert_notification(notification, time.time(), dedupe_key)
 
 
-def message_body(notification: Notification, server_name: str, public_url: str) -> dict[str, Any]:
+def message_body(notification: Notification, server_name: str, public_url: str,
+                 checkpoint: str | None = None) -> dict[str, Any]:
     """The JSON a receiver gets (webhook body; also the facts in an email). `link` is the API
-    URL (it needs the contact's login); `page` the page a person can open in a browser."""
+    URL (it needs the contact's login); `page` the page a person can open in a browser.
+    `checkpoint`: the encounter log's latest signed checkpoint (C2SP signed note), given only
+    for a contact the encounter is released to, so a copy the server cannot take back exists
+    outside it (`safehold contact checkpoint` keeps it; a later rollback or fork is evident)."""
     link = page = public_url.rstrip("/")
     page += "/contact"
     if notification.encounter_id:
@@ -75,6 +81,7 @@ def message_body(notification: Notification, server_name: str, public_url: str) 
         "link": link,
         "page": page,
         **({"details": notification.details} if notification.details else {}),
+        **({"checkpoint": checkpoint} if checkpoint else {}),
     }
 
 

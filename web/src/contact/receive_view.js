@@ -6,6 +6,8 @@ import { Api, ApiError, contactLogin } from "../protocol/api.js";
 import { bundleZip } from "../protocol/bundle.js";
 import { EncounterReader, streamFile, streamFileName } from "../protocol/encounter_reader.js";
 import { ADDENDA_STREAM, EVENT_STREAMS, describeLocation, parseEntry, visible } from "../protocol/eventlog.js";
+import { toHex } from "../protocol/bytes.js";
+import { loadHeld, saveHeld } from "./store.js";
 import { $, downloadUrl, el, show, status } from "./ui.js";
 
 const LIST_EVERY_MS = 5000;
@@ -162,8 +164,10 @@ function render(reader, result, live) {
 async function follow(reader, entry, result) {
   result.replaceChildren(el("p", { text: "Checking and decrypting…" }));
   try {
+    reader.held = (await loadHeld(reader.m.server_name, reader.id)) || null;
     for (;;) {
       await reader.refresh();
+      await keepLargest(reader);
       await reader.readChunks();
       const streams = reader.streams();
       // (the addenda never close: notes may be added to a stopped recording at any time)
@@ -180,6 +184,15 @@ async function follow(reader, entry, result) {
     result.replaceChildren(el("p", { class: "error", role: "alert",
       text: `This recording could not be checked: ${exc.message}` }));
   }
+}
+
+// The largest checkpoint verified so far is kept: a later visit refuses a smaller or other log.
+async function keepLargest(reader) {
+  const cp = reader.checkpoint;
+  if (reader.held && cp.size <= reader.held.size) return;
+  reader.held = { size: cp.size, root: toHex(cp.root), note: cp.note,
+    seen_at: new Date().toISOString() };
+  await saveHeld(reader.m.server_name, reader.id, reader.held);
 }
 
 // The encrypted bundle, for `safehold verify` / `safehold decrypt` or a lawyer: the same zip

@@ -8,6 +8,7 @@
 import { fromB64, fromUtf8, toHex, utf8 } from "./bytes.js";
 import { decryptChunk, readSlot } from "./agefile.js";
 import { encounterOrigin, openCheckpoint } from "./checkpoint.js";
+import { heldContradiction } from "./held.js";
 import { ACCESS_TAG, CHUNK_TAG, parseAccess, parseDescriptor } from "./descriptor.js";
 import { sha256 } from "./hash.js";
 import { PrefixRoots, leafHash, verifyInclusion } from "./merkle.js";
@@ -32,6 +33,7 @@ export class EncounterReader {
     this.leaves = []; // Uint8Array each
     this.roots = new PrefixRoots(); // the log's root at every size, for the consistency checks
     this.checkpoint = null; // {size, root, note}
+    this.held = null; // the largest checkpoint verified before, kept by the page (held.js)
     this.chunks = new Map(); // "stream/seq" -> chunk record
     this.access = [];
     this.problems = []; // {check, message, stream?, seq?}
@@ -72,6 +74,8 @@ export class EncounterReader {
     if (toHex(root) !== toHex(cp.root)) {
       throw new LogError("the log's entries do not hash to the signed checkpoint: it was altered");
     }
+    const contradiction = heldContradiction(this.held, cp.size, (n) => roots.rootAt(n));
+    if (contradiction) throw new LogError(contradiction);
     const first = this.leaves.length;
     this.leaves = leaves;
     this.roots = roots;
