@@ -1,12 +1,10 @@
 """The recorder as an installable web app that opens offline once loaded (issue 15).
 
 The manifest and the service worker are served with the right types and headers; in Debian's
-Chromium the worker stores a page and every built file it names, and after the network is gone
-(the browser set offline AND the server stopped, so nothing can come from the network) the page
-loads again and its code runs. The API is never answered from the worker's store.
-
-Until the recorder page (/record) is on main, the worker's caching is shown on /contact,
-registered at that scope: the worker finds what to store by reading the page it serves.
+Chromium the page /record registers the worker, which stores the page and every built file it
+names (and the manifest's icons); after the network is gone (the browser set offline AND the
+server stopped, so nothing can come from the network) /record loads again and its code runs.
+The API is never answered from the worker's store, and the worker may not take another scope.
 """
 
 from __future__ import annotations
@@ -22,12 +20,13 @@ from helpers import ServerProcess
 from playwright.sync_api import Browser, expect
 from webkit import launch, new_page
 
-REGISTER = """async (scope) => {
-  await navigator.serviceWorker.register('/web/record-sw.js', { scope });
-  await navigator.serviceWorker.ready;
+STORED = """async () => {
+  await navigator.serviceWorker.ready;  // the page registered it (src/record/install.js)
   const cache = await caches.open('safehold-record-v1');
   return (await cache.keys()).map((r) => new URL(r.url).pathname).sort();
 }"""
+ELSEWHERE = """() => navigator.serviceWorker.register('/web/record-sw.js', { scope: '/contact' })
+  .then(() => 'registered', (e) => e.name)"""
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def test_the_manifest_worker_and_icons_are_served_as_an_installable_app(live_ser
     worker = requests.get(f"{live_server.url}/web/record-sw.js", timeout=10)
     assert worker.status_code == 200
     assert worker.headers["Content-Type"].startswith("text/javascript")
-    assert worker.headers["Service-Worker-Allowed"] == "/"
+    assert worker.headers["Service-Worker-Allowed"] == "/record"
     assert "worker-src 'self'" in worker.headers["Content-Security-Policy"]
     manifest = requests.get(f"{live_server.url}/web/record.webmanifest", timeout=10)
     assert manifest.headers["Content-Type"].startswith("application/manifest+json")
@@ -77,17 +76,20 @@ def test_a_page_the_worker_stored_opens_with_no_network(browser: Browser,
                                                         own_server: ServerProcess) -> None:
     context, page = new_page(browser)
     try:
-        page.goto(f"{own_server.url}/contact")
-        expect(page.get_by_role("textbox", name="Invitation code")).to_be_visible()
-        stored = page.evaluate(REGISTER, "/contact")
-        assert stored == ["/contact", "/web/contact.css", "/web/contact.js"]
+        page.goto(f"{own_server.url}/record")
+        expect(page.get_by_role("button", name="Set up this phone")).to_be_visible()
+        stored = page.evaluate(STORED)
+        assert stored == ["/record", "/web/record-icon-192.png", "/web/record-icon-512.png",
+                          "/web/record-icon.svg", "/web/record.css", "/web/record.js",
+                          "/web/record.webmanifest"]
+        assert page.evaluate(ELSEWHERE) == "SecurityError"  # only the scope /record
 
         own_server.stop()  # nothing can come from the network now, whatever the browser does
         context.set_offline(True)
         page.reload()
-        expect(page.get_by_role("heading", name="Safehold for trusted contacts")).to_be_visible()
-        # the page's code ran (it shows the join form), so its script came from the store
-        expect(page.get_by_role("textbox", name="Invitation code")).to_be_visible()
+        expect(page.get_by_role("heading", name="Safehold recorder")).to_be_visible()
+        # the page's code ran (it shows the set-up), so its script came from the store
+        expect(page.get_by_role("button", name="Set up this phone")).to_be_visible()
         # the API is the network's business: never answered from the store
         api = page.evaluate("() => fetch('/v1/server').then(() => 'answered', () => 'failed')")
         assert api == "failed"

@@ -8,7 +8,8 @@ contact's keys, and no-referrer keeps even the path out of other sites' logs.
 The recorder (/record) is an installable web app: its manifest (`/web/record.webmanifest`,
 served as application/manifest+json) and its service worker (`/web/record-sw.js`). A worker
 may only control pages under its own folder (/web/) unless the server allows more: the
-`Service-Worker-Allowed: /` header on that one file lets it take the scope /record. The CSP
+`Service-Worker-Allowed: /record` header on that one file lets it take the scope /record (and no
+other: it cannot be registered to control /contact or the whole origin). The CSP
 names `worker-src 'self'` and `manifest-src 'self'` (same origin only) rather than relying on
 the fall-back to default-src.
 """
@@ -57,7 +58,7 @@ def built_file(name: str) -> Response:
     mimetype = MEDIA_TYPES.get(Path(name).suffix)  # not left to the host's mime.types
     response = _with_headers(send_from_directory(WEB_DIST, name, mimetype=mimetype))
     if name in SERVICE_WORKERS:
-        response.headers["Service-Worker-Allowed"] = "/"
+        response.headers["Service-Worker-Allowed"] = "/record"
     return response
 
 

@@ -1,7 +1,7 @@
 // The recorder's service worker: once /record has been opened, it opens again with no network
 // (a person may need it in a basement, or after the police jammed or cut the phone's data).
 //
-// Served from /web/record-sw.js with `Service-Worker-Allowed: /`, registered with scope /record
+// Served from /web/record-sw.js with `Service-Worker-Allowed: /record`, registered with scope /record
 // (install.js). On install it stores the page at its scope and every built file the page names
 // (`/web/...` in src= and href=, found by reading the page itself, so the list never goes stale
 // when the page changes), then the files it loads later under /web/. Each request for them goes
