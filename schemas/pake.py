@@ -9,6 +9,7 @@ CONFIRM_PATTERN = r"^[A-Za-z0-9+/]{43}=$"  # HMAC-SHA256, base64
 SEALED_PATTERN = r"^[A-Za-z0-9+/]{38,5600}={0,2}$"  # nonce + ChaCha20-Poly1305 of <= 4 KiB
 NAMEPLATE_PATTERN = r"^[1-9][0-9]{0,5}$"
 STATUSES = ("open", "claimed", "done", "burned")
+OWNER_STATUSES = (*STATUSES, "expired")  # expired: open or claimed past expires_at
 DEFAULT_LIFETIME = 30 * 60
 
 
@@ -27,7 +28,7 @@ class AllocateRequestSchema(Schema):
 class OwnerMailboxSchema(Schema):
     pake_id = fields.String(required=True)
     nameplate = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(OWNER_STATUSES))
     owner_message = fields.String(required=True)
     contact_message = fields.String(allow_none=True)
     contact_confirm = fields.String(allow_none=True)

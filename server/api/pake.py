@@ -32,7 +32,8 @@ class Mailboxes(MethodView):
     @blp.response(201, OwnerMailboxSchema, description="a nameplate for a new short code")
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Allocate a nameplate and store the owner's SPAKE2 message."""
-        return pake.owner_view(pake.allocate(services(), caller(), body))
+        svc = services()
+        return pake.owner_view(pake.allocate(svc, caller(), body), svc.now())
 
 
 @blp.route(PAKE_PATH)
@@ -42,8 +43,9 @@ class Mailbox(MethodView):
     @blp.response(200, OwnerMailboxSchema)
     def get(self, pake_id: str) -> dict[str, Any]:
         """The owner's view: has a contact claimed the code, with which message?"""
-        with services().store.read() as tx:
-            return pake.owner_view(pake.owned(tx, caller(), pake_id))
+        svc = services()
+        with svc.store.read() as tx:
+            return pake.owner_view(pake.owned(tx, caller(), pake_id), svc.now())
 
 
 @blp.route(PAKE_PATH + "/reply")
@@ -54,7 +56,8 @@ class MailboxReply(MethodView):
     @blp.response(200, OwnerMailboxSchema)
     def post(self, body: dict[str, Any], pake_id: str) -> dict[str, Any]:
         """The owner's outcome: done (confirmation + sealed invitation) or burned."""
-        return pake.owner_view(pake.reply(services(), caller(), pake_id, body))
+        svc = services()
+        return pake.owner_view(pake.reply(svc, caller(), pake_id, body), svc.now())
 
 
 @blp.route(NAMEPLATE_PATH)

@@ -124,8 +124,10 @@ def reply(svc: Services, caller: Caller, pake_id: str, body: dict[str, Any]) -> 
     return found
 
 
-def owner_view(box: PakeMailbox) -> dict[str, Any]:
-    return {"pake_id": box.pake_id, "nameplate": box.nameplate, "status": box.status,
+def owner_view(box: PakeMailbox, now: float) -> dict[str, Any]:
+    """`expired` is shown for a code nobody finished using in time (it is not stored)."""
+    status = "expired" if box.status in (OPEN, CLAIMED) and _expired(box, now) else box.status
+    return {"pake_id": box.pake_id, "nameplate": box.nameplate, "status": status,
             "owner_message": box.owner_message, "contact_message": box.contact_message,
             "contact_confirm": box.contact_confirm, "expires_at": box.expires_at,
             "created_at": box.created_at, "claimed_at": box.claimed_at,

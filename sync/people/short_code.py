@@ -45,6 +45,12 @@ PENDING, DONE, BURNED, EXPIRED = "pending", "done", "burned", "expired"
 BURNED_PROBLEM = ("someone used the short code {code} with a wrong guess (or the server changed "
                   "the messages): it is void and nothing was sent; make a new invitation")
 
+# This device records DONE in the same step as it answers; a server that says "done" first made
+# the answer up (a replay): the code is treated as burned, nothing was sent.
+FORGED_PROBLEM = ("the server says this short code was answered, but this device never answered "
+                  "it (a replayed answer?): it is void and nothing was sent; make a new "
+                  "invitation")
+
 
 class CodeBurned(SyncError):
     """A short code was voided by a wrong guess (or by messages changed on the way)."""
@@ -157,14 +163,14 @@ def complete(state: StateFolder, api: ApiClient, invite: ShortInvite,
             raise
         box = {"status": "gone"}
     if box["status"] == "open":
-        if invite.expires_at <= now_iso:
+        if invite.expires_at <= now_iso:  # the server's clock may lag; ours decides too
             _set(state, invite.pake_id, EXPIRED)
             invite.status = EXPIRED
         return invite
-    if box["status"] != "claimed":  # answered by an earlier run, or lost: never re-sent
-        status = BURNED if box["status"] == "burned" else DONE if box["status"] == "done" \
-            else EXPIRED
-        problem = BURNED_PROBLEM.format(code=invite.code) if status == BURNED else None
+    if box["status"] != "claimed":  # burned by an earlier run, or not answered by us at all
+        status = EXPIRED if box["status"] in ("gone", "expired") else BURNED
+        problem = {"burned": BURNED_PROBLEM.format(code=invite.code),
+                   "done": FORGED_PROBLEM}.get(str(box["status"]))
         _set(state, invite.pake_id, status, problem)
         invite.status, invite.problem = status, problem
         return invite
