@@ -2,7 +2,8 @@
 
 A short code is `<nameplate>-<word>-<word>`, e.g. `417-guitarist-revenge`: the nameplate is a
 number the server allocates (it routes the two sides to one mailbox); the words are 16 random
-bits from the PGP word list (crypto/pgp_words.py; even list first, then odd). The whole code,
+bits from the PGP word list (crypto/pgp_words.py; odd list first, then even, as
+magic-wormhole does). The whole code,
 normalised, makes the SPAKE2 password ("safehold.pake-words/v1 " + the words joined by one
 space) and the nameplate is bound by the transcript, so a relay that does not know the words
 gets one online guess per code and nothing to test offline.
@@ -86,7 +87,7 @@ class ShortCode:
                                  "parts")
         nameplate, words = check_nameplate(parts[0]), tuple(parts[1:])
         for i, word in enumerate(words):
-            if word not in (_EVEN_INDEX if i % 2 == 0 else _ODD_INDEX):
+            if word not in (_ODD_INDEX if i % 2 == 0 else _EVEN_INDEX):
                 raise MalformedError(f"{word!r} is not a word of the code's word list")
         return cls(nameplate, words)
 
@@ -99,7 +100,7 @@ def looks_short(text: str) -> bool:
 def new_short_code(nameplate: str, rng: Rng = os.urandom) -> ShortCode:
     data = rng(WORDS)
     return ShortCode(check_nameplate(nameplate),
-                     tuple((EVEN if i % 2 == 0 else ODD)[b] for i, b in enumerate(data)))
+                     tuple((ODD if i % 2 == 0 else EVEN)[b] for i, b in enumerate(data)))
 
 
 def _transcript(nameplate: str, msg_a: bytes, msg_b: bytes) -> bytes:
@@ -172,10 +173,12 @@ def _finish(side: object, inbound: bytes) -> bytes:
 class OwnerPake:
     """Side A. Its state is kept (serialised) while the owner waits for the contact."""
 
-    def __init__(self, code: ShortCode, state: bytes | None = None) -> None:
+    def __init__(self, code: ShortCode, state: bytes | None = None,
+                 entropy: Rng = os.urandom) -> None:
         self.code = code
         if state is None:
-            self._side = SPAKE2_A(code.password(), idA=ID_OWNER, idB=ID_CONTACT)
+            self._side = SPAKE2_A(code.password(), idA=ID_OWNER, idB=ID_CONTACT,
+                                  entropy_f=entropy)
             self.message = bytes(self._side.start())
         else:
             self._side = SPAKE2_A.from_serialized(state)
@@ -189,9 +192,10 @@ class OwnerPake:
         return session_keys(key, self.code.nameplate, self.message, msg_b)
 
 
-def contact_pake(code: ShortCode, msg_a: bytes) -> tuple[bytes, SessionKeys]:
+def contact_pake(code: ShortCode, msg_a: bytes,
+                 entropy: Rng = os.urandom) -> tuple[bytes, SessionKeys]:
     """Side B in one step (the owner's message is already there): (msg_B, keys)."""
-    side = SPAKE2_B(code.password(), idA=ID_OWNER, idB=ID_CONTACT)
+    side = SPAKE2_B(code.password(), idA=ID_OWNER, idB=ID_CONTACT, entropy_f=entropy)
     msg_b = bytes(side.start())
     key = _finish(side, _check_message(msg_a, b"A"))
     return msg_b, session_keys(key, code.nameplate, msg_a, msg_b)

@@ -1,6 +1,6 @@
 """The PGP word list (Juola and Zimmermann, 1995), in lower case: 256 "even" words (two
-syllables) and 256 "odd" words (three syllables), one of each per byte value. Codes alternate
-even, odd, even…, so a dropped or swapped word reads as a wrong word, not as another code.
+syllables) and 256 "odd" words (three syllables), one of each per byte value. Short codes
+alternate odd, even (as magic-wormhole's do), so swapped words read as wrong words.
 
 Source: https://en.wikipedia.org/wiki/PGP_word_list (the table, byte 00..FF); checked against the
 transcription magic-wormhole ships (src/wormhole/_wordlist.py, which credits
