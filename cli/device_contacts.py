@@ -68,7 +68,30 @@ def invite(args: argparse.Namespace) -> int:
         return show_long(args, settings.server_url, code, terms, expires_at)
     from cli.invite_short import invite_short
 
-    return invite_short(args, state, api, code, name, terms)
+    return invite_short(args, state, api, code, name, terms,
+                        lambda: _pinned_now(state, settings, api, code.split(".")[0]))
+
+
+def _pinned_now(state: StateFolder, settings: Settings, api: ApiClient,
+                invitation_id: str) -> ContactLine | None:
+    """After a short code was answered: verify and pin the contact as soon as she has joined
+    (as `device contacts` would), so both people can compare safety numbers on the call."""
+    book = contact_book(state)
+    try:
+        report = refresh_contacts(book, api)
+        states = {i.invitation_id: i.state for i in book.invitations()}
+    finally:
+        book.close()
+    if states.get(invitation_id) == "waiting":
+        return None
+    _share_contacts(state, settings, api)
+    return next((line for line in report.lines + report.refused
+                 if line.status != "waiting" and line.contact_id is not None
+                 and _invitation_of(api, line.contact_id) == invitation_id), None)
+
+
+def _invitation_of(api: ApiClient, contact_id: str) -> str:
+    return str(api.json("GET", f"/v1/contacts/{contact_id}", auth=True)["invitation_id"])
 
 
 def _show(line: ContactLine) -> None:

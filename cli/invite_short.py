@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cli.common import EXIT_NETWORK, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CliError
@@ -47,7 +48,7 @@ def show_long(args: argparse.Namespace, server_url: str, code: str, terms: str,
 
 
 def invite_short(args: argparse.Namespace, state: StateFolder, api: ApiClient, code: str,
-                 name: str, terms: str) -> int:
+                 name: str, terms: str, pinned_now: Callable[[], Any]) -> int:
     if not 1 <= args.expires <= 24 * 60:
         raise CliError("--expires must be between 1 and 1440 minutes", EXIT_USAGE)
     invite = start(state, api, payload_of(code), name, args.expires * 60)
@@ -59,10 +60,9 @@ def invite_short(args: argparse.Namespace, state: StateFolder, api: ApiClient, c
     while True:
         invite = complete(state, api, invite, now_rfc3339())
         if invite.status == DONE:
-            print(f"{name} used the code; the invitation was sent to them sealed. Run "
-                  "`safehold device contacts` once they have joined to verify and pin their "
-                  "keys, and compare safety numbers.", file=sys.stderr)
-            return EXIT_OK
+            print(f"{name} used the code; the invitation was sent to them sealed",
+                  file=sys.stderr, flush=True)
+            return _until_pinned(name, pinned_now, deadline)
         if invite.status == BURNED:
             print(f"safehold: {invite.problem}", file=sys.stderr)
             return EXIT_VERIFY
@@ -76,6 +76,24 @@ def invite_short(args: argparse.Namespace, state: StateFolder, api: ApiClient, c
                   "once it is used", file=sys.stderr)
             return EXIT_NETWORK
         time.sleep(POLL_SECONDS)
+
+
+def _until_pinned(name: str, pinned_now: Callable[[], Any], deadline: float) -> int:
+    """Wait for the contact to join with what she received, then verify and pin her."""
+    while (line := pinned_now()) is None:
+        if time.monotonic() > deadline:
+            print(f"{name} has not joined yet; `safehold device contacts` verifies and pins "
+                  "them once they have", file=sys.stderr)
+            return EXIT_OK
+        time.sleep(POLL_SECONDS)
+    print(f"{line.name}  {line.status}  {line.contact_id}")
+    if line.safety_number:
+        print(f"    safety number: {line.safety_number}")
+        print("compare this safety number with the one their screen shows", file=sys.stderr)
+    if line.problem:
+        print(f"safehold: {line.problem}", file=sys.stderr)
+        return EXIT_VERIFY
+    return EXIT_OK
 
 
 def show_short_codes(invites: list[Any]) -> None:

@@ -83,6 +83,9 @@ def test_a_short_code_read_aloud_joins_and_the_contact_fetches_a_recording(
     out, err = owner.communicate(timeout=30)
     assert owner.returncode == 0, err
     assert "Mom used the code" in err
+    safety = joined.stdout.split("safety number: ")[1].splitlines()[0]
+    # `device invite` itself verified and pinned her: both show the same safety number.
+    assert "Mom  pinned" in out and f"safety number: {safety}" in out
     box = _mailbox(server, code.split("-")[0])
     assert box["status"] == "done"
     assert code.split("-", 1)[1] not in str(box)  # the words never reach the server
@@ -90,7 +93,6 @@ def test_a_short_code_read_aloud_joins_and_the_contact_fetches_a_recording(
     listed = safehold("device", "contacts", "--state", phone)
     assert listed.returncode == 0, listed.stderr
     assert "Mom  [immediate]  pinned" in listed.stdout
-    safety = joined.stdout.split("safety number: ")[1].splitlines()[0]
     assert f"safety number: {safety}" in listed.stdout
 
     media = tmp_path / "talk.bin"
