@@ -273,3 +273,48 @@ def _wait_for(condition: object, timeout: float = 20) -> None:
     from synckit import wait_until
 
     wait_until(condition, timeout, "the contact's claim")  # type: ignore[arg-type]
+
+
+def test_the_relay_endpoints_refuse_strangers_and_malformed_messages(
+        server: ServerProcess) -> None:
+    """Over HTTP: only the owner's account sees or answers its mailbox; anyone may claim, but
+    only well-formed messages, once. A refusal leaves the mailbox exactly as it was."""
+    import requests
+    from helpers import error_of, registered_device
+
+    owner = registered_device(server.url, server.name)
+    stranger = registered_device(server.url, server.name)
+    pake = OwnerPake(new_short_code("1"))
+    made = owner.call("POST", "/v1/pake", json={"owner_message": b64(pake.message),
+                                                 "lifetime_seconds": 600})
+    assert made.status_code == 201, made.text
+    box = made.json()
+    before = _mailbox(server, box["nameplate"])
+    assert error_of(stranger.call("GET", f"/v1/pake/{box['pake_id']}")) == (404, "not_found")
+    assert error_of(stranger.call("POST", f"/v1/pake/{box['pake_id']}/reply",
+                                  json={"outcome": "burned"})) == (404, "not_found")
+    assert requests.get(f"{server.url}/v1/pake/{box['pake_id']}", timeout=5).status_code == 401
+    assert error_of(owner.call("POST", f"/v1/pake/{box['pake_id']}/reply", json={
+        "outcome": "done", "owner_confirm": b64(bytes(32)), "sealed": b64(bytes(40))})) == \
+        (409, "code_not_claimed")
+    claim = f"{server.url}/v1/nameplates/{box['nameplate']}/claim"
+    for bad in ({"contact_message": "short", "contact_confirm": b64(bytes(32))},
+                {"contact_message": b64(bytes(33)), "contact_confirm": "x" * 44},
+                {"contact_message": b64(bytes(33))}):
+        assert error_of(requests.post(claim, json=bad, timeout=5)) == (422, "invalid_request")
+    assert error_of(owner.call("POST", "/v1/pake", json={
+        "owner_message": b64(pake.message), "lifetime_seconds": 10})) == (422, "invalid_request")
+    for nameplate in ("0", "01", "abc", "1234567"):
+        assert requests.get(f"{server.url}/v1/nameplates/{nameplate}", timeout=5
+                            ).status_code == 404
+    assert _mailbox(server, box["nameplate"]) == before
+    first = {"contact_message": b64(b"B" + bytes(32)), "contact_confirm": b64(bytes(32))}
+    assert requests.post(claim, json=first, timeout=5).status_code == 200
+    assert requests.post(claim, json=first, timeout=5).status_code == 200  # same claim: same
+    other = {**first, "contact_confirm": b64(bytes([1]) * 32)}
+    assert error_of(requests.post(claim, json=other, timeout=5)) == (409, "code_used")
+    assert _mailbox(server, box["nameplate"])["contact_confirm"] == first["contact_confirm"]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
