@@ -59,7 +59,8 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--server", required=True, metavar="URL",
                    help="the Safehold server's address, e.g. https://safehold.example.org")
     p = _cmd(dsub, "invite", "cli.device:invite",
-             "print an invitation code for one trusted contact", state=True)
+             "print an invitation code for one trusted contact (a short code to read "
+             "aloud; --long for the long code and link)", state=True)
     p.add_argument("--name", metavar="N", help="what you call this contact (shown in lists)")
     p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"], default="on_alert",
                    help=POLICY_HELP)
@@ -156,7 +157,8 @@ def _add_contact_commands(sub: argparse._SubParsersAction) -> None:
     contact = sub.add_parser("contact", help="a trusted contact's side")
     csub = contact.add_subparsers(dest="contact_command", required=True, metavar="COMMAND")
     p = _cmd(csub, "join", "cli.contact:join", "accept an invitation code", state=True)
-    p.add_argument("code", metavar="CODE", help="the invitation code the owner gave you")
+    p.add_argument("code", metavar="CODE", help="the invitation code the owner gave you: a "
+                   "short one read aloud (417-guitarist-revenge) or a long one")
     p.add_argument("--server", required=True, metavar="URL", help="the Safehold server's address")
     p.add_argument("--identity", required=True, type=Path, metavar="FILE",
                    help="your age identity file (safehold keygen makes one)")
