@@ -109,11 +109,11 @@ def main() -> None:
         context, page = new_page(browser)
         phone = work / "phone"
         register(phone, server.url)
-        code = cli(phone, "invite", "--policy", "immediate").stdout.strip()
+        code = cli(phone, "invite", "--long", "--policy", "immediate").stdout.strip()
         join_on_page(page, server.url, code)
         other = work / "other"
         safehold("keygen", "-o", str(work / "other.key"))
-        second = cli(phone, "invite", "--policy", "immediate").stdout.strip()
+        second = cli(phone, "invite", "--long", "--policy", "immediate").stdout.strip()
         safehold("contact", "join", second, "--server", server.url, "--identity",
                  str(work / "other.key"), "--state", str(other))
         assert cli(phone, "contacts").returncode == 0

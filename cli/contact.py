@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from cli.common import EXIT_OK, EXIT_USAGE, CliError
@@ -23,10 +24,26 @@ def _recipient(identity_file: Path) -> str:
     return age.recipient_of(identities[0])
 
 
+def _long_code(args: argparse.Namespace) -> str:
+    """A short code is a transport for the long one (sync/people/short_code.py)."""
+    from crypto.pake import looks_short
+
+    if not looks_short(args.code):
+        return str(args.code)
+    from sync.api import ApiClient
+    from sync.people.short_code import parse_short, receive
+
+    print("exchanging keys with the owner's device over the short code…", file=sys.stderr,
+          flush=True)
+    api = ApiClient(args.server, timeout=_timeout())
+    return receive(api, parse_short(args.code), args.wait)["code"]
+
+
 def join(args: argparse.Namespace) -> int:
     recipient = _recipient(args.identity)
     notify = Notify(getattr(args, "notify_webhook", None), getattr(args, "notify_email", None))
-    membership = join_invitation(ContactState(args.state), args.server, args.code, recipient,
+    code = _long_code(args)
+    membership = join_invitation(ContactState(args.state), args.server, code, recipient,
                                  str(args.identity.resolve()), args.name, notify, _timeout())
     print(f"joined as contact {membership.contact_id} of {membership.label} "
           f"(account {membership.account_id}) on {membership.server_name}")

@@ -61,12 +61,37 @@ def invite(args: argparse.Namespace) -> int:
                                            args.check_in_minutes, time.time())
     finally:
         book.close()
-    print(code, flush=True)
-    print(f"invitation for {name} ({policy_text(args.policy, args.check_in_minutes)}), valid "
-          f"until {expires_at}. Hand the code over in person or by a call you trust; once they "
-          "have joined, run `safehold device contacts` to verify their keys and compare the "
-          "safety number with theirs.", file=sys.stderr)
-    return EXIT_OK
+    terms = f"for {name} ({policy_text(args.policy, args.check_in_minutes)})"
+    if getattr(args, "long", False) or getattr(args, "qr", False):
+        from cli.invite_short import show_long
+
+        return show_long(args, settings.server_url, code, terms, expires_at)
+    from cli.invite_short import invite_short
+
+    return invite_short(args, state, api, code, name, terms,
+                        lambda: _pinned_now(state, settings, api, code.split(".")[0]))
+
+
+def _pinned_now(state: StateFolder, settings: Settings, api: ApiClient,
+                invitation_id: str) -> ContactLine | None:
+    """After a short code was answered: verify and pin the contact as soon as she has joined
+    (as `device contacts` would), so both people can compare safety numbers on the call."""
+    book = contact_book(state)
+    try:
+        report = refresh_contacts(book, api)
+        states = {i.invitation_id: i.state for i in book.invitations()}
+    finally:
+        book.close()
+    if states.get(invitation_id) == "waiting":
+        return None
+    _share_contacts(state, settings, api)
+    return next((line for line in report.lines + report.refused
+                 if line.status != "waiting" and line.contact_id is not None
+                 and _invitation_of(api, line.contact_id) == invitation_id), None)
+
+
+def _invitation_of(api: ApiClient, contact_id: str) -> str:
+    return str(api.json("GET", f"/v1/contacts/{contact_id}", auth=True)["invitation_id"])
 
 
 def _show(line: ContactLine) -> None:
@@ -102,6 +127,7 @@ def contacts(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         if getattr(args, "change", None):
             change_contact(book, api, args.change, _changes(args))
+        short = _short_codes(state, api)
         report = refresh_contacts(book, api)
     finally:
         book.close()
@@ -111,7 +137,10 @@ def contacts(args: argparse.Namespace) -> int:
     granted = grant_shares(state, settings, api, refresh=False)
     for line in report.lines:
         _show(line)
-    if not report.lines:
+    from cli.invite_short import show_short_codes
+
+    show_short_codes(short)
+    if not report.lines and not short:
         print("no contacts yet; make an invitation with `safehold device invite`",
               file=sys.stderr)
     if report.refused:
@@ -121,6 +150,14 @@ def contacts(args: argparse.Namespace) -> int:
               "to that key; invite them again and compare safety numbers.", file=sys.stderr)
         return EXIT_VERIFY
     return EXIT_OK if granted else EXIT_VERIFY
+
+
+def _short_codes(state: StateFolder, api: ApiClient) -> list[Any]:
+    """Answer short codes claimed since `device invite` stopped waiting (and list them)."""
+    from sync.people.short_code import complete_all
+    from sync.upload.outbox import now_rfc3339
+
+    return complete_all(state, api, now_rfc3339())
 
 
 def _share_contacts(state: StateFolder, settings: Settings, api: ApiClient) -> None:

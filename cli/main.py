@@ -59,12 +59,14 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--server", required=True, metavar="URL",
                    help="the Safehold server's address, e.g. https://safehold.example.org")
     p = _cmd(dsub, "invite", "cli.device:invite",
-             "print an invitation code for one trusted contact", state=True)
+             "print an invitation code for one trusted contact (a short code to read "
+             "aloud; --long for the long code and link)", state=True)
     p.add_argument("--name", metavar="N", help="what you call this contact (shown in lists)")
     p.add_argument("--policy", choices=["immediate", "on_alert", "check_in"], default="on_alert",
                    help=POLICY_HELP)
     p.add_argument("--check-in-minutes", type=int, metavar="M", default=None,
                    help="with --policy check_in: release if not marked safe within M minutes")
+    _add_invite_transport(p)
     p = _cmd(dsub, "contacts", "cli.device:contacts",
              "contacts, their policies and safety numbers (verifies and pins new ones)",
              state=True)
@@ -139,17 +141,33 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
                        help="the encounter id record printed")
 
 
+def _add_invite_transport(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--long", action="store_true",
+                   help="print the long code and a link (for pasting, or the web page) "
+                   "instead of a short code to read aloud")
+    p.add_argument("--qr", action="store_true", help="also show the link as a QR code")
+    p.add_argument("--expires", type=int, default=30, metavar="MINUTES",
+                   help="how long the short code is valid (1-1440, default 30)")
+    p.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
+                   help="how long to wait for the contact to use the short code (default "
+                   "600); `device contacts` answers it later")
+
+
 def _add_contact_commands(sub: argparse._SubParsersAction) -> None:
     contact = sub.add_parser("contact", help="a trusted contact's side")
     csub = contact.add_subparsers(dest="contact_command", required=True, metavar="COMMAND")
     p = _cmd(csub, "join", "cli.contact:join", "accept an invitation code", state=True)
-    p.add_argument("code", metavar="CODE", help="the invitation code the owner gave you")
+    p.add_argument("code", metavar="CODE", help="the invitation code the owner gave you: a "
+                   "short one read aloud (417-guitarist-revenge) or a long one")
     p.add_argument("--server", required=True, metavar="URL", help="the Safehold server's address")
     p.add_argument("--identity", required=True, type=Path, metavar="FILE",
                    help="your age identity file (safehold keygen makes one)")
     p.add_argument("--name", metavar="N", help="what you call the person who invited you")
     p.add_argument("--notify-webhook", metavar="URL", help="where to POST signed notifications")
     p.add_argument("--notify-email", metavar="ADDRESS", help="where to email notifications")
+    p.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
+                   help="with a short code: how long to wait for the owner's device to answer "
+                   "(default 300)")
     _cmd(csub, "list", "cli.contact:list_encounters", "encounters released to this contact",
          state=True)
     p = _cmd(csub, "checkpoint", "cli.contact:keep_checkpoint",

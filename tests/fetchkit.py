@@ -40,7 +40,7 @@ def household(server: ServerProcess, root: Path) -> Household:
     phone, mom, key = root / "phone", root / "mom", root / "mom.key"
     done = safehold("device", "register", "--server", server.url, "--state", phone)
     assert done.returncode == 0, done.stderr
-    invited = safehold("device", "invite", "--name", "Mom", "--policy", "immediate",
+    invited = safehold("device", "invite", "--long", "--name", "Mom", "--policy", "immediate",
                        "--state", phone)
     assert invited.returncode == 0, invited.stderr
     assert safehold("keygen", "-o", key).returncode == 0

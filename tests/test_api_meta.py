@@ -80,6 +80,10 @@ SHARE_OPERATIONS = {  # issue 11: one-encounter shares (tests/test_share.py)
     ("GET", "/v1/encounters/{encounter_id}/grants"),
     ("POST", "/v1/encounters/{encounter_id}/grants"),
 }
+PAKE_OPERATIONS = {  # issue 11: short read-aloud codes (tests/test_pake_invite.py)
+    ("POST", "/v1/pake"), ("GET", "/v1/pake/{pake_id}"), ("POST", "/v1/pake/{pake_id}/reply"),
+    ("GET", "/v1/nameplates/{nameplate}"), ("POST", "/v1/nameplates/{nameplate}/claim"),
+}
 OPS_OPERATIONS = {  # issue 14: health and metrics (tests/test_ops_health.py)
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
 }
@@ -104,7 +108,7 @@ def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> No
         ("GET", log + "/consistency"), ("GET", log + "/inclusion"), ("GET", log + "/leaves"),
         ("GET", "/v1/changes"),
     } | CONTACT_OPERATIONS | DELETION_OPERATIONS | BATCH_OPERATIONS | ROSTER_OPERATIONS \
-        | SHARE_OPERATIONS
+        | SHARE_OPERATIONS | PAKE_OPERATIONS
     upload = spec["paths"][chunk]["put"]
     assert "application/octet-stream" in upload["requestBody"]["content"]
     assert any(p["name"] == "Safehold-Descriptor" and p["in"] == "header"

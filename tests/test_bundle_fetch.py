@@ -85,7 +85,7 @@ def test_readme_walkthrough_with_a_trusted_contact(live_server, tmp_path: Path) 
     phone, mom = tmp_path / "phone", tmp_path / "mom"
     assert safehold("device", "register", "--server", live_server.url,
                     "--state", phone).returncode == 0
-    invited = safehold("device", "invite", "--name", "Mom", "--policy", "immediate",
+    invited = safehold("device", "invite", "--long", "--name", "Mom", "--policy", "immediate",
                        "--state", phone)
     assert invited.returncode == 0, invited.stderr
     assert safehold("keygen", "-o", tmp_path / "mom.key").returncode == 0

@@ -181,7 +181,7 @@ def test_a_contact_asking_for_an_unknown_or_unreleased_encounter_gets_exit_3(
         live_server, tmp_path: Path) -> None:
     phone, mom = tmp_path / "phone", tmp_path / "mom"
     register(phone, live_server.url)
-    invited = cli(phone, "invite", "--name", "Mom", "--policy", "on_alert")
+    invited = cli(phone, "invite", "--long", "--name", "Mom", "--policy", "on_alert")
     assert invited.returncode == 0, invited.stderr
     assert run_cli("keygen", "-o", tmp_path / "mom.key").returncode == 0
     joined = run_cli("contact", "join", invited.stdout.strip(), "--server", live_server.url,

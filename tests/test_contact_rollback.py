@@ -67,7 +67,8 @@ class Scene:
 
 def _contact(server: ServerProcess, root: Path, name: str, phone: Path,
              *notify: str) -> Path:
-    invited = ok("device", "invite", "--name", name, "--policy", "immediate", "--state", phone)
+    invited = ok("device", "invite", "--long", "--name", name, "--policy", "immediate",
+                 "--state", phone)
     ok("keygen", "-o", root / f"{name}.key")
     ok("contact", "join", invited.strip(), "--server", server.url, "--identity",
        root / f"{name}.key", "--state", root / name, *notify)

@@ -48,7 +48,7 @@ def test_invite_join_verify_record_and_list(live_server: ServerProcess,
     phone, mom, bob = tmp_path / "phone", tmp_path / "mom", tmp_path / "bob"
     assert safehold("device", "register", "--server", live_server.url,
                     "--state", str(phone)).returncode == 0
-    invited = safehold("device", "invite", "--name", "Mom", "--policy", "immediate",
+    invited = safehold("device", "invite", "--long", "--name", "Mom", "--policy", "immediate",
                        "--state", str(phone))
     assert invited.returncode == 0, invited.stderr
     code = invited.stdout.strip()
@@ -90,7 +90,7 @@ def test_invite_join_verify_record_and_list(live_server: ServerProcess,
     assert age.decrypt(body, [mom_identity]) == (tmp_path / "talk.bin").read_bytes()[:1000]
 
     # Bob joins an on_alert invitation; the server then swaps his recipient for its own.
-    code_b = safehold("device", "invite", "--name", "Bob", "--policy", "on_alert",
+    code_b = safehold("device", "invite", "--long", "--name", "Bob", "--policy", "on_alert",
                       "--state", str(phone)).stdout.strip()
     bob_identity = identity_file(tmp_path / "bob.key")
     joined = safehold("contact", "join", code_b, "--server", live_server.url,

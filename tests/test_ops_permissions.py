@@ -63,7 +63,7 @@ def test_device_state_in_an_existing_open_folder_is_made_private(
     os.chmod(state, 0o755)  # e.g. made by hand, or by a backup restore
     registered = run_cli("device", "register", "--server", live_server.url, state=state)
     assert registered.returncode == 0, registered.stderr
-    invited = run_cli("device", "invite", "--name", "Mom", state=state)
+    invited = run_cli("device", "invite", "--long", "--name", "Mom", state=state)
     assert invited.returncode == 0, invited.stderr
     assert mode(state) == 0o700
     assert "changed it to 700" in registered.stderr

@@ -30,7 +30,7 @@ def test_a_contacts_report_names_the_owner_and_the_files_and_shows_local_time(
         live_server, tmp_path: Path) -> None:
     phone, mom = tmp_path / "phone", tmp_path / "mom"
     register(phone, live_server.url)
-    invited = cli(phone, "invite", "--name", "Mom", "--policy", "immediate")
+    invited = cli(phone, "invite", "--long", "--name", "Mom", "--policy", "immediate")
     assert run_cli("keygen", "-o", tmp_path / "mom.key").returncode == 0
     joined = run_cli("contact", "join", invited.stdout.strip(), "--server", live_server.url,
                      "--identity", tmp_path / "mom.key", "--name", "Alex", "--state", mom)

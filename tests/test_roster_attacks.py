@@ -57,7 +57,7 @@ def owner_with_contact(server: ServerProcess, tmp_path: Path) -> Owner:
     """A phone that invited Mom (immediate), pinned her, and recorded a short audio stream."""
     phone, mom = tmp_path / "phone", tmp_path / "mom"
     assert cli(phone, "register", "--server", server.url).returncode == 0
-    invited = cli(phone, "invite", "--name", "Mom", "--policy", "immediate")
+    invited = cli(phone, "invite", "--long", "--name", "Mom", "--policy", "immediate")
     assert invited.returncode == 0, invited.stderr
     assert safehold("keygen", "-o", tmp_path / "mom.key")[0] == 0
     code, out = safehold("contact", "join", invited.stdout.strip(), "--server", server.url,

@@ -32,7 +32,7 @@ def safehold(*args: str | Path) -> tuple[int, str]:
 def phone_with_mom(server: ServerProcess, tmp_path: Path) -> tuple[Path, Path, Path]:
     phone, mom, mom_key = tmp_path / "phone", tmp_path / "mom", tmp_path / "mom.key"
     assert cli(phone, "register", "--server", server.url).returncode == 0
-    invited = cli(phone, "invite", "--name", "Mom", "--policy", "immediate")
+    invited = cli(phone, "invite", "--long", "--name", "Mom", "--policy", "immediate")
     assert invited.returncode == 0, invited.stderr
     assert safehold("keygen", "-o", mom_key)[0] == 0
     code, out = safehold("contact", "join", invited.stdout.strip(), "--server", server.url,
@@ -174,7 +174,7 @@ def test_contacts_pinned_and_revoked_later_follow_the_signed_contact_set(live_se
         "age_recipient"]
     assert sealed_to(tablet) == [mom_recipient]
 
-    invited = cli(phone, "invite", "--name", "Dad", "--policy", "immediate")
+    invited = cli(phone, "invite", "--long", "--name", "Dad", "--policy", "immediate")
     assert safehold("keygen", "-o", tmp_path / "dad.key")[0] == 0
     code_, out = safehold("contact", "join", invited.stdout.strip(), "--server",
                           live_server.url, "--identity", tmp_path / "dad.key", "--state",

@@ -62,7 +62,7 @@ def test_record_pins_a_contact_who_joined_since_and_warns_when_nobody_can_open_i
     assert "no trusted contact can open encounter " + alone.stdout.strip() in alone.stderr
     assert "sealed only to your own recovery key" in alone.stderr
 
-    invited = cli(phone, "invite", "--name", "Mom", "--policy", "immediate")
+    invited = cli(phone, "invite", "--long", "--name", "Mom", "--policy", "immediate")
     assert invited.returncode == 0, invited.stderr
     mom = identity(tmp_path / "mom.key")
     mom_safety = join(invited.stdout.strip(), live_server.url, tmp_path / "mom",
@@ -89,7 +89,7 @@ def test_sync_pins_new_contacts_and_refuses_a_substituted_key(live_server,
     phone = tmp_path / "phone"
     register(phone, live_server.url)
     for name in ("Ana", "Bob"):
-        code = cli(phone, "invite", "--name", name, "--policy", "on_alert").stdout.strip()
+        code = cli(phone, "invite", "--long", "--name", name, "--policy", "on_alert").stdout.strip()
         identity(tmp_path / f"{name}.key")
         join(code, live_server.url, tmp_path / name, tmp_path / f"{name}.key")
     # The server swaps Bob's key for one of its own after he joined.

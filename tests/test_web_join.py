@@ -30,7 +30,7 @@ def test_join_from_link_pins_the_contact_with_the_same_safety_number(
         page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
     phone = tmp_path / "phone"
     register(phone, live_server.url)
-    code = cli(phone, "invite", "--name", "Mom", "--policy", "immediate").stdout.strip()
+    code = cli(phone, "invite", "--long", "--name", "Mom", "--policy", "immediate").stdout.strip()
     requests: list[str] = []
     page.on("request", lambda r: requests.append(
         f"{r.url}\n{r.headers}\n{(r.post_data_buffer or b'').decode(errors='replace')}"))
@@ -76,7 +76,7 @@ def test_a_changed_invitation_is_refused_and_nothing_is_sent(
         page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
     phone = tmp_path / "phone"
     register(phone, live_server.url)
-    code = cli(phone, "invite", "--name", "Eve").stdout.strip()
+    code = cli(phone, "invite", "--long", "--name", "Eve").stdout.strip()
     # Another secret for the same invitation id: the owner proof cannot match, as when the
     # server shows keys or terms the owner's device did not commit to.
     forged = code.split(".")[0] + "." + ("A" * 42 + "E")
@@ -97,7 +97,7 @@ def test_a_join_whose_answer_was_lost_is_finished_with_the_same_keys(
         page: Page, live_server: ServerProcess, tmp_path: Path) -> None:
     phone = tmp_path / "phone"
     register(phone, live_server.url)
-    code = cli(phone, "invite", "--name", "Dad").stdout.strip()
+    code = cli(phone, "invite", "--long", "--name", "Dad").stdout.strip()
     lost: list[str] = []
 
     def lose_first_answer(route: Route) -> None:

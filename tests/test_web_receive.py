@@ -53,7 +53,7 @@ def contact(browser: Browser, live_server: ServerProcess,
         r.url.encode() + b"\n" + str(r.headers).encode() + b"\n" + (r.post_data_buffer or b"")))
     phone = tmp_path_factory.mktemp("web-receive") / "phone"
     register(phone, live_server.url)
-    code = cli(phone, "invite", "--name", "Mom", "--policy", "immediate").stdout.strip()
+    code = cli(phone, "invite", "--long", "--name", "Mom", "--policy", "immediate").stdout.strip()
     join_on_page(page, live_server.url, code)
     assert cli(phone, "contacts").returncode == 0
     yield Contact(page, phone, sent)

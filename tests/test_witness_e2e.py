@@ -159,7 +159,7 @@ def backup(database: Path, to: Path) -> None:
 
 
 def join(phone: Path, contact: Path, name: str, url: str, tmp_path: Path) -> None:
-    code, invitation, err = safehold("device", "invite", "--name", name, "--policy",
+    code, invitation, err = safehold("device", "invite", "--long", "--name", name, "--policy",
                                      "immediate", "--state", phone)
     assert code == 0, err
     assert safehold("keygen", "-o", tmp_path / f"{name}.key")[0] == 0

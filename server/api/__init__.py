@@ -15,6 +15,7 @@ from server.api import (
     encounters,
     log,
     meta,
+    pake,
     roster,
     shares,
 )
@@ -33,6 +34,6 @@ def register_api(api: Api) -> None:
     api.register_converter(UuidConverter, uuid_param_schema)
     api.register_converter(StreamConverter, stream_param_schema)
     for module in (meta, accounts, encounters, chunks, direct, log, changes, contacts,
-                   deletion, batch, roster, shares):
+                   deletion, batch, roster, shares, pake):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)

@@ -25,6 +25,7 @@ from server.store.encounters import EncounterQueries
 from server.store.group_commit import GroupCommit
 from server.store.log import LogQueries
 from server.store.notify import NotifyQueries
+from server.store.pake import PakeQueries
 from server.store.roster import RosterQueries
 from server.store.shares import ShareQueries
 from server.store.sql import Connection
@@ -34,7 +35,8 @@ T = TypeVar("T")
 
 
 class Tx(AccountQueries, EncounterQueries, LogQueries, ChangeQueries, NotifyQueries,
-         ContactQueries, DeletionQueries, RosterQueries, WitnessQueries, ShareQueries):
+         ContactQueries, DeletionQueries, RosterQueries, WitnessQueries, ShareQueries,
+         PakeQueries):
     """The queries of one transaction; obtained from Store.read() or Store.write()."""
 
     def __init__(self, db: Connection) -> None:

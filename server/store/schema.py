@@ -21,6 +21,7 @@ from sqlite_utils import Database
 from server.store import schema_pg
 from server.store.deletion import create_deletion_tables
 from server.store.notify import create_notification_tables
+from server.store.pake import PAKE_DDL
 from server.store.roster import create_roster_tables
 from server.store.shares import SHARE_DDL
 from server.store.sql import Connection
@@ -173,6 +174,7 @@ MIGRATIONS: Sequence[Migration] = (
               create_roster_tables, schema_pg.ROSTERS),
     Migration(20, "witness cosignatures of checkpoints", create_cosignature_table,
               schema_pg.COSIGNATURES),
+    Migration(30, "short-code (PAKE) invitation mailboxes", PAKE_DDL),
     Migration(40, "one-encounter shares and their re-wrapped headers", SHARE_DDL),
 )
 
