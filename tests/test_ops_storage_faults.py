@@ -99,6 +99,7 @@ def test_disk_full_is_503_storage_unavailable_everywhere(small_disk: Path) -> No
     assert '"status": 500' not in output
 
 
+@pytest.mark.sqlite_only("damages pages of the SQLite file")
 def test_damaged_pages_under_a_running_server_are_503_and_not_ready(make_server) -> None:
     server = make_server()  # `safehold serve`: each request thread opens its own connection
     phone = registered_device(server.url, server.name)

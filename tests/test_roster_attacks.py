@@ -185,6 +185,7 @@ def test_a_roster_statement_signed_outside_the_chain_is_refused(attacked, live_s
         assert "roster statement 1" in out and "not signed by a device already in the roster" in out
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_a_replaced_roster_is_refused(attacked, live_server, tmp_path: Path) -> None:
     """The operator rebuilds the chain from a genesis of its own that then adds the phone."""
     owner, forged = attacked
