@@ -21,9 +21,9 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -34,6 +34,7 @@ from server.store.metadata import Store, Tx
 from server.store.sql import Connection, IntegrityError, Row, StoreUnavailable, split_script
 
 CONNECT_TIMEOUT_SECONDS = 10
+T = TypeVar("T")
 MIGRATION_LOCK = 0x5AFE401D  # pg_advisory_xact_lock key: one migrating process at a time
 
 
@@ -135,6 +136,14 @@ class PostgresStore(Store):
 
     def read(self) -> AbstractContextManager[Tx]:
         return self._transaction("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    def write_grouped(self, work: Callable[[Tx], T]) -> T:
+        """Each upload in a transaction of its own. Sharing one (as SQLite does, to share its
+        fsync) would make one transaction hold the locks of several encounters and accounts
+        taken in arrival order, and two such batches deadlock; PostgreSQL already groups the
+        WAL flushes of concurrent commits by itself."""
+        with self.write() as tx:
+            return work(tx)
 
     @contextmanager
     def migration_transaction(self) -> Iterator[Tx]:
