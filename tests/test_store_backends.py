@@ -159,3 +159,24 @@ def test_a_bad_database_url_is_refused_at_start_in_words(tmp_path: Path, url: st
     assert "s3cret" not in done.stderr  # the password never reaches a log
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "data" / "safehold.sqlite3").exists()  # no silent fallback
+
+
+def test_a_lost_postgresql_connection_is_a_503_to_retry_and_the_server_recovers(
+        make_server) -> None:
+    if TEST_DATABASE_URL is None:
+        pytest.skip("PostgreSQL pass only: set SAFEHOLD_TEST_DATABASE_URL (scripts/pg)")
+    import psycopg
+    import requests
+    from helpers import registered_device
+
+    server = make_server()
+    phone = registered_device(server.url, server.name)
+    database = str(server.environment()["SAFEHOLD_DATABASE_URL"]).rsplit("/", 1)[1]
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as admin:  # the DBA's restart
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s", [database])
+    statuses = [phone.call("GET", "/v1/account").status_code for _ in range(12)]
+    assert statuses[0] == 503, statuses  # the pool handed out a connection that was cut
+    assert statuses[-1] == 200, statuses  # the pool dropped the cut connections and reconnected
+    assert set(statuses) <= {200, 503}, statuses  # never a 500, never a half answer
+    assert requests.get(server.url + "/readyz", timeout=10).status_code == 200
