@@ -57,6 +57,7 @@ def new_encounter(phone: Device) -> tuple[str, requests.Response]:
                                  json={"started_at": "2026-11-28T03:30:00.000Z"})
 
 
+@pytest.mark.sqlite_only("fills the disk under the SQLite file")
 def test_disk_full_is_503_storage_unavailable_everywhere(small_disk: Path) -> None:
     server = ServerProcess(small_disk / "data", kind="gunicorn",
                            env={"SAFEHOLD_RATE_PER_MINUTE": "100000"}).start()

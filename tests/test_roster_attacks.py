@@ -31,6 +31,9 @@ from crypto.roster import RosterStatement, genesis_statement, sign_statement, st
 from crypto.slot import Slot
 from tests.synckit import cli
 
+pytestmark = pytest.mark.sqlite_only("edits the server's SQLite file as an operator would")
+
+
 ENV = {"SAFEHOLD_SYNC_PATIENCE": "5", "SAFEHOLD_HTTP_TIMEOUT": "10"}
 FORGED_VIDEO = b"FORGED VIDEO " * 50
 
@@ -185,7 +188,6 @@ def test_a_roster_statement_signed_outside_the_chain_is_refused(attacked, live_s
         assert "roster statement 1" in out and "not signed by a device already in the roster" in out
 
 
-@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_a_replaced_roster_is_refused(attacked, live_server, tmp_path: Path) -> None:
     """The operator rebuilds the chain from a genesis of its own that then adds the phone."""
     owner, forged = attacked
