@@ -6,7 +6,13 @@ import argparse
 import logging
 import os
 
-from cli.common import EXIT_OK, CliError
+from cli.common import EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CliError
+from server.store.sql import StoreUnavailable
+
+
+def _startup_error(exc: Exception) -> CliError:
+    """Settings the operator must fix: exit 2; a database that does not answer: exit 3."""
+    return CliError(str(exc), EXIT_NETWORK if isinstance(exc, StoreUnavailable) else EXIT_USAGE)
 
 
 def _public_url(host: str, port: int) -> str:
@@ -28,8 +34,8 @@ def serve(args: argparse.Namespace) -> int:
 
         check_database(load_config(os.environ)["DATABASE_FILE"])
         app = create_app()
-    except (ConfigError, ServerKeyError, StartupError) as exc:
-        raise CliError(str(exc))
+    except (ConfigError, ServerKeyError, StartupError, StoreUnavailable) as exc:
+        raise _startup_error(exc)
     # run_simple rather than app.run: Flask's banner goes to stdout outside the log format.
     from werkzeug.serving import run_simple
 
@@ -48,9 +54,9 @@ def migrate(args: argparse.Namespace) -> int:
     try:
         config = load_config(os.environ)
         check_database(config["DATABASE_FILE"])
-    except (ConfigError, StartupError) as exc:
-        raise CliError(str(exc))
-    store = open_store(config)
+        store = open_store(config)
+    except (ConfigError, StartupError, StoreUnavailable) as exc:
+        raise _startup_error(exc)
     applied = store.migrate()
     for name in applied:
         print(f"applied migration {name}")
@@ -70,5 +76,5 @@ def worker(args: argparse.Namespace) -> int:
     try:
         check_database(load_config(os.environ)["DATABASE_FILE"])
         return main(os.environ)
-    except (ConfigError, StartupError) as exc:
-        raise CliError(str(exc))
+    except (ConfigError, StartupError, StoreUnavailable) as exc:
+        raise _startup_error(exc)

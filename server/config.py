@@ -26,6 +26,8 @@ _INTEGERS: dict[str, tuple[str, int]] = {
     # 401s (no token, bad token, failed login) per client address; see server/identity/auth.py
     "AUTH_FAILURES_PER_MINUTE": ("SAFEHOLD_AUTH_FAILURES_PER_MINUTE", 30),
     "TOKEN_TTL_SECONDS": ("SAFEHOLD_TOKEN_TTL_SECONDS", 3600),
+    # PostgreSQL connections each process keeps (docs/operations.md, "Running PostgreSQL")
+    "DATABASE_POOL_SIZE": ("SAFEHOLD_DATABASE_POOL_SIZE", 10),
     "CHALLENGE_TTL_SECONDS": ("SAFEHOLD_CHALLENGE_TTL_SECONDS", 120),
     "INVITATION_TTL_SECONDS": ("SAFEHOLD_INVITATION_TTL_SECONDS", 900),
     # notifications and deletion (server/worker.py, server/evidence/deletion.py)
@@ -86,6 +88,18 @@ def parse_witnesses(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(witnesses)
 
 
+def database_url_of(text: str) -> str | None:
+    """SAFEHOLD_DATABASE_URL: empty for the SQLite file, else a postgresql:// URL."""
+    url = text.strip()
+    if not url:
+        return None
+    if urlsplit(url).scheme not in ("postgresql", "postgres"):
+        raise ConfigError("SAFEHOLD_DATABASE_URL must be a postgresql:// URL like "
+                          "postgresql://safehold:secret@db.example.org/safehold (or unset for "
+                          f"the SQLite file), got one starting {url.split(':', 1)[0]!r}")
+    return url
+
+
 def _positive_int(variable: str, text: str) -> int:
     try:
         value = int(text)
@@ -117,6 +131,7 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
     config: dict[str, Any] = {
         "DATA_DIR": data_dir,
         "DATABASE_FILE": data_dir / "safehold.sqlite3",
+        "DATABASE_URL": database_url_of(environ.get("SAFEHOLD_DATABASE_URL", "")),
         "BLOB_STORE": blob_store,
         "S3_BUCKET": environ.get("SAFEHOLD_S3_BUCKET") or None,
         "S3_ENDPOINT_URL": environ.get("SAFEHOLD_S3_ENDPOINT_URL") or None,

@@ -15,8 +15,24 @@ from pathlib import Path
 import pytest
 from helpers import Device, ServerProcess, registered_device
 from notifykit import AppServer, WebhookReceiver
+from pgkit import on_postgres
 
 ServerFactory = Callable[..., ServerProcess]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only(reason): opens the server's SQLite file "
+                            "itself; skipped on the PostgreSQL pass (tests/pgkit.py)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not on_postgres():
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import hashlib
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from pgkit import rows_of, server_env
 
 from crypto import age
 from crypto.checkpoint import Checkpoint, open_checkpoint, verify_leaf_in_checkpoint
@@ -70,7 +70,7 @@ class ServerProcess:
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
         env.update({"SAFEHOLD_DATA_DIR": str(self.data_dir), "SAFEHOLD_PUBLIC_URL": self.url,
-                     "PYTHONUNBUFFERED": "1"})
+                     "PYTHONUNBUFFERED": "1", **server_env(self.data_dir)})
         env.update(self.extra_env)
         return env
 
@@ -262,10 +262,4 @@ def evidence(data_dir: Path) -> dict[str, Any]:
         str(path.relative_to(blobs_root)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(blobs_root.rglob("*")) if path.is_file()
     } if blobs_root.exists() else {}
-    db = sqlite3.connect(f"file:{Path(data_dir) / 'safehold.sqlite3'}?mode=ro", uri=True)
-    try:
-        rows = {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-                for table in EVIDENCE_TABLES}
-    finally:
-        db.close()
-    return {"blobs": blobs, "rows": rows}
+    return {"blobs": blobs, "rows": rows_of(data_dir, EVIDENCE_TABLES)}

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from helpers import free_port
+from pgkit import database_url_for
 from werkzeug.serving import make_server
 
 from server.app import create_app
@@ -133,7 +134,8 @@ class AppServer:
             "RATE_PER_MINUTE": 100000, "AUTH_FAILURES_PER_MINUTE": 100000,
             "WEBHOOK_ALLOW_PRIVATE": True,
             # Tests move the clock by days; logins made at the start must stay valid.
-            "TOKEN_TTL_SECONDS": 90 * 24 * 3600, **self.settings,
+            "TOKEN_TTL_SECONDS": 90 * 24 * 3600,
+            "DATABASE_URL": database_url_for(self.data_dir), **self.settings,
         }
         self.app = create_app(self.config)
         self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)

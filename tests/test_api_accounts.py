@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import requests
 from helpers import Device, ServerProcess, error_of, evidence, registered_device
+from pgkit import rows_of
 
 from crypto.signing import generate_signing_key, verifier_key
 from schemas.statements import login_statement, register_statement
@@ -94,9 +94,7 @@ def test_unknown_device_gets_a_challenge_but_no_token(live_server: ServerProcess
 def test_tokens_are_stored_hashed(live_server: ServerProcess, device: Device) -> None:
     assert device.token is not None
     token_id, secret = device.token.split(".")
-    db = sqlite3.connect(f"file:{live_server.data_dir / 'safehold.sqlite3'}?mode=ro", uri=True)
-    dump = "\n".join(db.iterdump())
-    db.close()
+    dump = str(rows_of(live_server.data_dir, ("accounts", "devices", "tokens", "login_challenges")))
     assert token_id in dump and secret not in dump and device.token not in dump
     # A token with the right id and a wrong secret is refused.
     device.token = f"{token_id}.{secret[:-2]}xx"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import sqlite3
 
+import pytest
 import requests
 from helpers import Device, ServerProcess, error_of, evidence, registered_device
 
@@ -79,6 +80,7 @@ def test_rate_limit_is_429_with_retry_after_and_stores_nothing(make_server) -> N
     assert error_of(requests.post(**ask)) == (429, "rate_limited")
 
 
+@pytest.mark.sqlite_only("breaks the server's SQLite file to provoke an internal error")
 def test_unexpected_failure_is_a_500_envelope_without_internals(make_server) -> None:
     server = make_server()
     phone = registered_device(server.url, server.name)

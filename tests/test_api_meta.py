@@ -8,6 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 import requests
 from helpers import PYTHON, ROOT, ServerProcess, error_of
 
@@ -126,6 +127,7 @@ def test_openapi_document_lists_every_endpoint(live_server: ServerProcess) -> No
 # /docs (Swagger UI, offline): tests/test_docs_page.py
 
 
+@pytest.mark.sqlite_only("reads the SQLite file; PG: tests/test_store_backends.py")
 def test_migrate_command_creates_and_then_keeps_the_schema(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
     env["SAFEHOLD_DATA_DIR"] = str(tmp_path / "fresh")

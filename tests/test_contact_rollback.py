@@ -31,6 +31,9 @@ from server.worker import build_worker
 from tests import synckit
 from tests.hostilekit import behind_hostile, read_key, rewritten_log
 
+pytestmark = pytest.mark.sqlite_only("restores a copy of the SQLite file as a backup")
+
+
 FAST = {"SAFEHOLD_SYNC_PATIENCE": "5", "SAFEHOLD_HTTP_TIMEOUT": "10"}
 CHUNKS = 12
 

@@ -43,6 +43,7 @@ def identity_file(path: Path, protected: bool = False) -> str:
     return identity
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_invite_join_verify_record_and_list(live_server: ServerProcess,
                                             tmp_path: Path) -> None:
     phone, mom, bob = tmp_path / "phone", tmp_path / "mom", tmp_path / "bob"

@@ -149,6 +149,7 @@ def phone(live_server: ServerProcess, tmp_path: Path) -> Iterator[StateFolder]:
     yield state
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_a_key_substituted_by_the_server_is_refused_by_the_device(
         phone: StateFolder, live_server: ServerProcess, tmp_path: Path) -> None:
     settings = phone.require_registered()
@@ -176,6 +177,7 @@ def test_a_key_substituted_by_the_server_is_refused_by_the_device(
     book.close()
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_owner_keys_changed_by_the_server_stop_the_contact_from_joining(
         phone: StateFolder, live_server: ServerProcess, tmp_path: Path) -> None:
     settings = phone.require_registered()

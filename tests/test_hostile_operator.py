@@ -11,9 +11,13 @@ import os
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests import synckit
 from tests.helpers import ServerProcess
 from tests.hostilekit import behind_hostile, huge_checkpoint, read_key, rewritten_log
+
+pytestmark = pytest.mark.sqlite_only("restores SQLite file copies as backups, edits rows")
 
 
 def _record(phone: Path, tmp_path: Path, chunks: int) -> str:

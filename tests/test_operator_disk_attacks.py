@@ -25,6 +25,9 @@ from tests import synckit
 from tests.helpers import ServerProcess
 from tests.hostilekit import behind_hostile, read_key, rewritten_log
 
+pytestmark = pytest.mark.sqlite_only("edits the server's SQLite file as an operator would")
+
+
 FAST = {"SAFEHOLD_SYNC_PATIENCE": "5", "SAFEHOLD_HTTP_TIMEOUT": "10"}
 CHUNKS = 3
 

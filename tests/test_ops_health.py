@@ -55,6 +55,7 @@ def test_healthz_and_readyz_answer_and_echo_request_ids(gunicorn: ServerProcess)
     assert error_of(missing) == (404, "not_found") and missing.headers["X-Request-Id"]
 
 
+@pytest.mark.sqlite_only("makes the SQLite file unusable")
 def test_readyz_is_503_while_the_blob_store_or_database_is_unusable(
         gunicorn: ServerProcess) -> None:
     blobs = gunicorn.data_dir / "blobs"
@@ -130,6 +131,7 @@ def log_lines(server: ServerProcess) -> list[dict[str, Any]]:
     return parsed
 
 
+@pytest.mark.sqlite_only("makes the SQLite file unusable")
 def test_logs_are_json_lines_with_the_request_id(gunicorn: ServerProcess) -> None:
     phone = registered_device(gunicorn.url, gunicorn.name)
     request_id = "trace-" + uuid.uuid4().hex[:8]

@@ -12,6 +12,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 from helpers import PYTHON, ROOT, ServerProcess, registered_device
 
 
@@ -19,6 +20,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.sqlite_only("file modes of the SQLite file and its WAL")
 def test_new_data_dir_database_and_wal_are_private(make_server, tmp_path: Path) -> None:
     for kind in ("serve", "gunicorn"):
         folder = tmp_path / kind / "fresh"  # the server makes it (umask 022 in this test)
@@ -36,6 +38,7 @@ def test_new_data_dir_database_and_wal_are_private(make_server, tmp_path: Path) 
             assert mode(path) == expected, (kind, path, oct(mode(path)))
 
 
+@pytest.mark.sqlite_only("file modes of the SQLite file")
 def test_existing_open_data_dir_is_tightened_with_a_warning(make_server, tmp_path: Path) -> None:
     folder = tmp_path / "old-data"
     folder.mkdir(mode=0o755)

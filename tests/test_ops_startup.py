@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 from helpers import PYTHON, ROOT, ServerProcess, free_port, registered_device
 
 
@@ -58,6 +59,7 @@ def damage(database: Path) -> None:
         raw.write(b"\xa5" * 4096 * (pages - 3))
 
 
+@pytest.mark.sqlite_only("damages pages of the SQLite file")
 def test_damaged_database_refuses_to_start(make_server, tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = make_server(data_dir=data)

@@ -57,6 +57,7 @@ def new_encounter(phone: Device) -> tuple[str, requests.Response]:
                                  json={"started_at": "2026-11-28T03:30:00.000Z"})
 
 
+@pytest.mark.sqlite_only("fills the disk under the SQLite file")
 def test_disk_full_is_503_storage_unavailable_everywhere(small_disk: Path) -> None:
     server = ServerProcess(small_disk / "data", kind="gunicorn",
                            env={"SAFEHOLD_RATE_PER_MINUTE": "100000"}).start()
@@ -99,6 +100,7 @@ def test_disk_full_is_503_storage_unavailable_everywhere(small_disk: Path) -> No
     assert '"status": 500' not in output
 
 
+@pytest.mark.sqlite_only("damages pages of the SQLite file")
 def test_damaged_pages_under_a_running_server_are_503_and_not_ready(make_server) -> None:
     server = make_server()  # `safehold serve`: each request thread opens its own connection
     phone = registered_device(server.url, server.name)

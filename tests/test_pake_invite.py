@@ -73,6 +73,7 @@ def _edit_mailbox(server: ServerProcess, nameplate: str, **values: str) -> None:
                    [*values.values(), nameplate])
 
 
+@pytest.mark.sqlite_only("reads or edits the mailbox row in the SQLite file")
 def test_a_short_code_read_aloud_joins_and_the_contact_fetches_a_recording(
         server: ServerProcess, phone: Path, tmp_path: Path) -> None:
     owner, code = _invite(phone, "Mom")
@@ -112,6 +113,7 @@ def test_a_short_code_read_aloud_joins_and_the_contact_fetches_a_recording(
     assert again.returncode == 1 and "already used" in again.stderr
 
 
+@pytest.mark.sqlite_only("reads or edits the mailbox row in the SQLite file")
 def test_one_wrong_guess_burns_the_code_and_the_owner_is_told(
         server: ServerProcess, phone: Path, tmp_path: Path) -> None:
     owner, code = _invite(phone, "Guessed")
@@ -134,6 +136,7 @@ def test_one_wrong_guess_burns_the_code_and_the_owner_is_told(
     assert "wrong guess" in listed.stdout
 
 
+@pytest.mark.sqlite_only("reads or edits the mailbox row in the SQLite file")
 def test_a_relay_that_substitutes_the_owners_message_is_detected(
         server: ServerProcess, phone: Path, tmp_path: Path) -> None:
     """The operator swaps in a SPAKE2 message of its own (its one guess at the words)."""
@@ -156,6 +159,7 @@ def test_a_relay_that_substitutes_the_owners_message_is_detected(
     assert not (tmp_path / "ana" / "contact.json").exists()
 
 
+@pytest.mark.sqlite_only("reads or edits the mailbox row in the SQLite file")
 def test_a_replayed_owner_answer_is_detected_by_the_contact(
         server: ServerProcess, phone: Path, tmp_path: Path) -> None:
     """The operator answers a fresh code with an earlier exchange's confirmation and sealed
@@ -183,6 +187,7 @@ def test_a_replayed_owner_answer_is_detected_by_the_contact(
     assert "never answered it" in listed.stdout
 
 
+@pytest.mark.sqlite_only("reads or edits the mailbox row in the SQLite file")
 def test_a_replayed_contact_message_burns_the_code(server: ServerProcess, phone: Path,
                                                    tmp_path: Path) -> None:
     """A claim replayed from another exchange fails the owner's confirmation check."""
@@ -275,6 +280,7 @@ def _wait_for(condition: object, timeout: float = 20) -> None:
     wait_until(condition, timeout, "the contact's claim")  # type: ignore[arg-type]
 
 
+@pytest.mark.sqlite_only("reads or edits the mailbox row in the SQLite file")
 def test_the_relay_endpoints_refuse_strangers_and_malformed_messages(
         server: ServerProcess) -> None:
     """Over HTTP: only the owner's account sees or answers its mailbox; anyone may claim, but

@@ -31,6 +31,9 @@ from crypto.roster import RosterStatement, genesis_statement, sign_statement, st
 from crypto.slot import Slot
 from tests.synckit import cli
 
+pytestmark = pytest.mark.sqlite_only("edits the server's SQLite file as an operator would")
+
+
 ENV = {"SAFEHOLD_SYNC_PATIENCE": "5", "SAFEHOLD_HTTP_TIMEOUT": "10"}
 FORGED_VIDEO = b"FORGED VIDEO " * 50
 

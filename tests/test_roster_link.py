@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 from bundlekit import run_cli
 from helpers import Device, ServerProcess
 
@@ -109,6 +110,7 @@ def test_a_key_linked_without_the_secret_is_not_added(live_server, tmp_path: Pat
     assert len(intruder.call("GET", "/v1/roster").json()["statements"]) == 1
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_a_rolled_back_roster_is_refused(live_server, tmp_path: Path) -> None:
     phone = tmp_path / "phone"
     assert cli(phone, "register", "--server", live_server.url).returncode == 0
@@ -131,6 +133,7 @@ def test_a_rolled_back_roster_is_refused(live_server, tmp_path: Path) -> None:
     assert synced.returncode == 1 and "rolled back" in synced.stderr, synced.stderr
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_a_contact_refuses_a_roster_rolled_back_below_what_it_saw(live_server,
                                                                   tmp_path: Path) -> None:
     phone, mom, _mom_key = phone_with_mom(live_server, tmp_path)

@@ -84,6 +84,7 @@ def test_record_pins_a_contact_who_joined_since_and_warns_when_nobody_can_open_i
     assert "Mom  [immediate]  pinned" in listed.stdout and mom_safety in listed.stdout
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_sync_pins_new_contacts_and_refuses_a_substituted_key(live_server,
                                                               tmp_path: Path) -> None:
     phone = tmp_path / "phone"

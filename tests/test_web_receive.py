@@ -188,6 +188,7 @@ def test_live_recording_followed_then_bundle_verified_and_decrypted_by_the_cli(
         assert data[at:at + 32] not in sent
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_a_chunk_signed_by_a_device_the_invitation_did_not_prove_is_shown_as_forged(
         contact: Contact, live_server: ServerProcess, tmp_path: Path) -> None:
     """A hostile server slips a device of its own into the owner's account: the server accepts
@@ -313,6 +314,7 @@ def test_a_piece_whose_download_fails_once_is_fetched_again_not_called_altered(
                     tmp_path / "audio.bin") == data
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_a_log_rewritten_on_the_server_is_refused_as_a_whole(
         contact: Contact, live_server: ServerProcess, tmp_path: Path) -> None:
     """The server serves another descriptor than the one it logged and signed (its stored leaf

@@ -168,6 +168,7 @@ def join(phone: Path, contact: Path, name: str, url: str, tmp_path: Path) -> Non
     assert code == 0, out + err
 
 
+@pytest.mark.sqlite_only("restores a copy of the SQLite file as a backup")
 def test_rollback_by_restored_backup_is_refused_by_the_witness(
         deployment: Deployment, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Contact reads are logged, so the log grows; a restored backup forgets Mom's first reads,
@@ -255,6 +256,7 @@ def test_device_requirement_fails_record_closed_and_is_met_by_one_of_two(
     assert code == 0 and "no witness requirement" in out
 
 
+@pytest.mark.sqlite_only("edits rows of the server's SQLite file as a hostile operator would")
 def test_witnesses_cosign_as_chunks_are_committed_without_any_reader(
         deployment: Deployment, tmp_path: Path) -> None:
     """Nobody reads the checkpoint (no device requirement, no fetch): the server asks the

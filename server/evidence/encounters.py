@@ -34,16 +34,17 @@ def put_encounter(svc: Services, caller: Caller, encounter_id: str,
     unix_now = svc.now()
     now = iso(unix_now)
     with svc.store.write() as tx:
+        encounter = Encounter(encounter_id, caller.account_id, started_at, now,
+                              caller.device_id, 0)
         existing = tx.encounter(encounter_id)
+        if existing is None and not tx.insert_encounter(encounter):
+            existing = tx.encounter(encounter_id)  # another API node created it just now
         if existing is not None:
             if existing.account_id != caller.account_id:
                 raise ApiError(409, "encounter_taken",
                                "This encounter id belongs to another account; make a new UUID.")
             refuse_if_deleted(tx, encounter_id)
             return existing, False
-        encounter = Encounter(encounter_id, caller.account_id, started_at, now,
-                              caller.device_id, 0)
-        tx.insert_encounter(encounter)
         tx.insert_checkpoint(encounter_id, signed_checkpoint(svc, encounter_id, 0, EMPTY_ROOT),
                              now)
         tx.insert_change(caller.account_id, "encounter_created", now, encounter_id)

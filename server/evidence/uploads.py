@@ -147,6 +147,7 @@ def commit_stored(svc: Services, caller: Caller, slot_url: tuple[str, str, int],
     """Append a chunk whose checked bytes are durable in the blob store; (record, created)."""
 
     def record_chunk(tx: Tx) -> tuple[ChunkRecord, bool]:
+        tx.lock_log(desc.encounter)  # admit and append as one step, whichever node runs them
         writable_encounter(tx, caller, slot_url[0])  # again: a deletion may have begun since
         held = admit(tx, svc, desc)
         if held is not None:

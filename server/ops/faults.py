@@ -4,7 +4,9 @@ later, nothing was acknowledged), the documented code, instead of a generic 500.
 A full disk shows up as sqlite3's "database or disk is full" or an OSError ENOSPC, possibly
 wrapped (a shared group commit raises BatchFailed from it). A database whose pages are damaged
 ("database disk image is malformed") is also answered 503, logged as critical, and marks the
-process not ready (GET /readyz), so a load balancer stops sending it phones.
+process not ready (GET /readyz), so a load balancer stops sending it phones. A PostgreSQL
+that stops answering, or a transaction it aborted (deadlock, lost connection), is the same
+503: nothing was acknowledged and a retry is safe.
 """
 
 from __future__ import annotations
@@ -38,7 +40,16 @@ def storage_fault(error: BaseException) -> str | None:
                 return "full"
         elif isinstance(cause, OSError) and cause.errno in _FULL_ERRNOS:
             return "full"
+        elif _postgres_unavailable(cause):
+            return "unavailable"
     return None
+
+
+def _postgres_unavailable(error: BaseException) -> bool:
+    """psycopg's OperationalError (and its subclasses: a deadlock, the pool's timeout), without
+    importing psycopg into processes that run on SQLite."""
+    return any(kind.__name__ == "OperationalError" and kind.__module__.startswith("psycopg")
+               for kind in type(error).__mro__)
 
 
 def database_damaged() -> bool:

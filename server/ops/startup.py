@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from server.config import ConfigError, load_config
+from server.store.metadata import open_store
+from server.store.sql import StoreUnavailable
 from server.tlog.serverkey import ServerKeyError, load_or_create_server_key
 
 
@@ -56,7 +58,9 @@ def production_checks(environ: Mapping[str, str]) -> dict[str, Any]:
     try:
         config = load_config(environ)
         check_database(config["DATABASE_FILE"])
+        if config.get("DATABASE_URL"):  # reachable now, not first at a worker's first request
+            open_store(config).close()
         load_or_create_server_key(config["SERVER_KEY_FILE"], config["SERVER_NAME"])
-    except (ConfigError, ServerKeyError) as exc:
+    except (ConfigError, ServerKeyError, StoreUnavailable) as exc:
         raise StartupError(str(exc)) from exc
     return config

@@ -22,6 +22,7 @@ class ChangeQueries:
 
     def insert_change(self, account_id: str, kind: str, at: str, encounter_id: str | None = None,
                       stream: str | None = None, seq: int | None = None) -> None:
+        self.db.serialize(f"changes:{account_id}")
         self.db.execute(
             "INSERT INTO changes (account_id, kind, encounter_id, stream, seq, at) "
             "VALUES (?, ?, ?, ?, ?, ?)",

@@ -165,6 +165,7 @@ class ContactQueries:
     # -- the contact's changes feed -----------------------------------------------------------
     def insert_contact_change(self, account_id: str, contact_id: str, kind: str, at: str,
                               encounter_id: str) -> None:
+        self.db.serialize(f"changes:{account_id}")
         self.db.execute(
             "INSERT INTO changes (account_id, contact_id, kind, encounter_id, at) "
             "VALUES (?, ?, ?, ?, ?)", [account_id, contact_id, kind, encounter_id, at],

@@ -77,8 +77,10 @@ class EncounterQueries:
         )
         return [Encounter(**row) for row in rows]
 
-    def insert_encounter(self, encounter: Encounter) -> None:
-        self.db.insert("encounters", {**vars(encounter), "log_frontier": b""})
+    def insert_encounter(self, encounter: Encounter) -> bool:
+        """False (nothing written) when the id was taken meanwhile, e.g. through another node."""
+        return self.db.insert("encounters", {**vars(encounter), "log_frontier": b""},
+                              ignore=True) == 1
 
     def chunk(self, encounter_id: str, stream: str, seq: int) -> ChunkRecord | None:
         row = self.db.one("SELECT * FROM chunks WHERE encounter_id = ? AND stream = ? "

@@ -34,6 +34,14 @@ class LogQueries:
         )
         return [(int(row["leaf_index"]), bytes(row["data"])) for row in rows]
 
+    def lock_log(self, encounter_id: str) -> None:
+        """Hold the encounter's log until the transaction ends, before deciding what to append
+        (PostgreSQL: a row lock, so two API nodes admit the same chunk once; SQLite's write
+        transaction already excludes every other writer)."""
+        if self.db.for_update:
+            self.db.one("SELECT 1 FROM encounters WHERE "  # noqa: S608 (a fixed suffix)
+                        f"encounter_id = ?{self.db.for_update}", [encounter_id])
+
     def frontier(self, encounter_id: str) -> Frontier:
         """The encounter's log, to append to: locked until the transaction ends, so appends
         through any number of API nodes get one leaf index each, densely, in one order."""

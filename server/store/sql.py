@@ -31,6 +31,15 @@ class Connection(ABC):
     # the row so appends through different API nodes queue; SQLite's write lock already does.
     for_update: str = ""
 
+    def serialize(self, key: str) -> None:
+        """Until this transaction ends, others that serialize on `key` wait (PostgreSQL).
+
+        The changes feed: ids come from a sequence, and a reader must never see id 7 committed
+        while id 6 is still to come, or its cursor would skip 6. So writers of one account's
+        rows take their ids one transaction after another. SQLite: one writer at a time anyway.
+        """
+        return None
+
     def skip_locked(self, table: str) -> str:
         """Appended to a claiming SELECT: rows of `table` another transaction is claiming are
         passed over instead of claimed twice (PostgreSQL); SQLite has one writer at a time."""
