@@ -204,7 +204,9 @@ def test_rollback_by_restored_backup_is_refused_by_the_witness(
     restarted = ServerProcess(deployment.server.data_dir, env=deployment.server.extra_env,
                               port=deployment.server.port).start()
     deployment.server = restarted
-    assert safehold("fetch", encounter, "-o", tmp_path / "mom-2", "--state", mom)[0] == 0
+    # Mom kept the checkpoint she fetched: her own fetch names the restored log a fork
+    code, out, err = safehold("fetch", encounter, "-o", tmp_path / "mom-2", "--state", mom)
+    assert code == 1 and "EVIDENCE TAMPERING" in err and "forked" in err, out + err
 
     bundle = tmp_path / "dad-bundle"
     code, out, err = safehold("fetch", encounter, "-o", bundle, "--state", dad)
