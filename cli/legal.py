@@ -256,11 +256,20 @@ def _checked_against_held(state_dir: Path, encounter_id: str,
                           planned: Callable[[Plan], None]) -> Callable[[Plan], None]:
     """A contact's fetch first checks the served log against every checkpoint the contact
     kept (sync/people/known_checkpoints.py) and refuses, before writing anything, a log that
-    shrank or forked; the owner's device does this in `device sync` (sync/upload/rollback.py)."""
+    shrank or forked; the owner's device checks it against the checkpoints it verified in
+    receipts (its outbox, as `device sync` does in sync/upload/rollback.py)."""
     from sync.people.contact_state import MEMBERSHIPS
 
     if not (state_dir / MEMBERSHIPS).exists():
-        return planned
+        def check_owner(plan: Plan) -> None:
+            from sync.device.state import StateFolder
+            from sync.people.known_checkpoints import check_device_fetched
+
+            verified = StateFolder(state_dir).outbox().checkpoints(encounter_id)
+            check_device_fetched(verified, encounter_id, plan)
+            planned(plan)
+
+        return check_owner
 
     def check(plan: Plan) -> None:
         from sync.people.known_checkpoints import check_fetched

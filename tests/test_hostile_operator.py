@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,13 @@ def _record(phone: Path, tmp_path: Path, chunks: int) -> str:
     done = synckit.cli(phone, "record", str(source), "--chunk-bytes", "4096")
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[0]
+
+
+def _owner_fetch(phone: Path, encounter: str, bundle: Path) -> subprocess.CompletedProcess[str]:
+    """`safehold fetch` by the owner's own device (its state folder)."""
+    return subprocess.run([synckit.PYTHON, "-m", "cli.main", "fetch", encounter, "-o", str(bundle),
+                           "--state", str(phone)], cwd=synckit.ROOT, env=synckit.client_env(),
+                          capture_output=True, text=True, timeout=120)
 
 
 def _online_backup(database: Path, target: Path) -> None:
@@ -70,6 +78,16 @@ def test_backup_restore_is_rollback_named_by_device_sync(tmp_path: Path) -> None
         assert len(acked) == len(synckit.outbox_chunks(phone))
 
         server = _restore(server, backup)
+        # the owner's own fetch compares the served log with the checkpoints the phone verified
+        # and writes nothing (no bundle that would verify as merely "cut off")
+        bundle = tmp_path / "bundle"
+        refused = _owner_fetch(phone, encounter, bundle)
+        assert refused.returncode == 1, refused.stderr
+        told = refused.stderr.strip().splitlines()[-1]
+        assert f"encounter {encounter}: the server's log was rolled back" in told, told
+        assert "Fetched" not in refused.stdout and "OK" not in refused.stdout, refused.stdout
+        assert not bundle.exists() or not any(bundle.iterdir())
+
         done = synckit.cli(phone, "sync")
         assert done.returncode == 1, done.stderr
         line = done.stderr.strip().splitlines()[-1]
@@ -77,6 +95,8 @@ def test_backup_restore_is_rollback_named_by_device_sync(tmp_path: Path) -> None
         # the sizes held vs served, and how many acknowledged chunks the server lost
         held, served, lost = _sizes(line)
         assert served < held and lost == held - served >= 1, line
+        assert (f"you hold its signed checkpoint of size {held}, from a receipt this device "
+                f"verified; the server now serves size {served})") in told, told
         # the phone still held the bodies and sent them again, and proved every chunk of the
         # encounter in the log the server keeps now
         assert (f"this device sent them again and all {len(acked)} are acknowledged in the "
@@ -93,6 +113,10 @@ def test_backup_restore_is_rollback_named_by_device_sync(tmp_path: Path) -> None
         assert status.returncode == 0, status.stderr
         assert ", 0 queued" in status.stdout and f"{len(acked)} acknowledged" in status.stdout
         assert "tampering findings: 1" in status.stdout, status.stdout
+        # the checkpoints retired by the finding are not held against the repaired log
+        fetched = _owner_fetch(phone, encounter, bundle)
+        assert fetched.returncode == 0, fetched.stderr
+        assert "rolled back" not in fetched.stderr and (bundle / "manifest.json").is_file()
         assert ("ROLLED BACK (settled 20" in status.stdout and encounter in status.stdout
                 and f"verified a checkpoint of size {held}, the server now serves size "
                     f"{served}); {lost} acknowledged chunk(s) are no longer in it"

@@ -19,7 +19,7 @@ import bisect
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +60,7 @@ class Contradiction:
     held: Known
     served: int  # the size of the log the server serves now
     gone: int | None  # chunks the contact had seen that the served log no longer holds
+    kept_in: str = KNOWN_CHECKPOINTS  # where the held checkpoint is kept (the proof)
 
     def describe(self) -> str:
         if self.kind == "rolled back":
@@ -69,10 +70,11 @@ class Contradiction:
             lost = ("it is another log with the same name, so none of the "
                     f"{self.held.chunks if self.held.chunks is not None else 'chunks'} "
                     "you had seen can be trusted to be in it")
+        when = f" at {self.held.seen_at}" if self.held.seen_at else ""
         return (f"EVIDENCE TAMPERING: encounter {self.encounter}: the server's log was "
                 f"{self.kind} (you hold its signed checkpoint of size {self.held.size}, from "
-                f"a {self.held.source} at {self.held.seen_at}; the server now serves size "
-                f"{self.served}); {lost}. Keep {KNOWN_CHECKPOINTS} in your state folder: it "
+                f"a {self.held.source}{when}; the server now serves size "
+                f"{self.served}); {lost}. Keep {self.kept_in} in your state folder: it "
                 "proves this")
 
 
@@ -178,6 +180,18 @@ def check_fetched(folder: Path, encounter: str, plan: Plan, seen_at: str) -> Non
         raise LogContradicted(found)
     known.keep(encounter, Known.of(plan.checkpoint, plan.checkpoint_note, len(indexes), "fetch",
                                    seen_at), proven_prefixes=True)
+
+
+def check_device_fetched(verified: dict[int, bytes], encounter: str, plan: Plan) -> None:
+    """The owner's device fetching its own encounter: the same comparison, against the
+    checkpoints this device verified in receipts (its outbox, sync/upload/rollback.py). Only the
+    current ones: those retired by a recorded finding (re-anchoring) stand for a log the device
+    already named as tampered, and would make every later fetch fail. Nothing is written here."""
+    held = [Known("", size, base64.b64encode(root).decode("ascii"), None,
+                  "receipt this device verified", "") for size, root in verified.items()]
+    found = contradiction(encounter, held, plan.checkpoint.size, lambda k: plan.tree.root(0, k))
+    if found is not None:
+        raise LogContradicted(replace(found, kept_in="outbox.db"))
 
 
 def origin_parts(note: str) -> tuple[str, str]:
