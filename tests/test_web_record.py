@@ -139,6 +139,8 @@ def invite_and_join(page: Page, server: ServerProcess, root: Path) -> tuple[Path
     code = code_box.input_value()
     assert page.get_by_role("link", name="Invitation link").get_attribute("href") == \
         f"{server.url}/contact#invite={code}"
+    # The same link as a QR code drawn in the page (web/test/qr.test.mjs decodes it back).
+    expect(page.get_by_role("img", name="Invitation QR code")).to_be_visible()
     mom, key = root / "mom", root / "mom.key"
     assert safehold("keygen", "-o", key).returncode == 0
     joined = safehold("contact", "join", code, "--server", server.url, "--identity", key,

@@ -10,6 +10,7 @@ import {
 } from "./contacts.js";
 import { loadDevice, setUp, signerOf } from "./device.js";
 import { installOffline } from "./install.js";
+import { qrSvg } from "./qr.js";
 import { countByState } from "./store.js";
 import { Uploader, queueAction } from "./uploader.js";
 
@@ -104,6 +105,7 @@ async function onInvite(event) {
     const { code, link } = await invite(device, $("invite-name").value.trim(), $("invite-policy").value);
     $("invitation-code").value = code;
     $("invitation-link").href = link;
+    $("invitation-qr").replaceChildren(qrSvg(link, "Invitation QR code"));
     show("invitation");
     status("Invitation made. It works once, for 7 days.");
   } catch (exc) {
