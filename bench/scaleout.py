@@ -7,7 +7,11 @@ API CPU is the user+system time of every process of the node(s) (from /proc), di
 The baseline for the CPU figure is the proxied PUT (ratio presigned/proxied); for throughput it
 is 1 node (ratio 2 nodes / 1 node).
 
+With --database-url (a PostgreSQL server URL) every run gets a fresh database of its own on that
+server, given to each node as SAFEHOLD_DATABASE_URL, and dropped afterwards; without it, SQLite.
+
     .venv/bin/python bench/scaleout.py --count 300 --clients 4 --size 64
+    .venv/bin/python bench/scaleout.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,12 +132,34 @@ def measure(root: Path, nodes: int, env: dict[str, str], args: argparse.Namespac
             f"chunks/s  p99 {p99(latencies):6.1f} ms  API CPU {cpu / chunks * 1000:5.2f} ms/chunk")
 
 
+@contextmanager
+def fresh_database(server_url: str | None) -> Iterator[dict[str, str]]:
+    """SAFEHOLD_DATABASE_URL of a new, empty PostgreSQL database (dropped after the run), so
+    no run sees another's rows; {} (the data folder's SQLite file) without a server URL."""
+    if server_url is None:
+        yield {}
+        return
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {"SAFEHOLD_DATABASE_URL": server_url.rsplit("/", 1)[0] + "/" + name}
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300, help="chunks per run (default 300)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent phones (default 4)")
     parser.add_argument("--size", type=int, default=64, help="chunk payload in KiB (default 64)")
     parser.add_argument("--nodes", default="1,2", help="node counts to run (default 1,2)")
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server URL: metadata there, a fresh database per run "
+                             "(default: SQLite in the data folder)")
     args = parser.parse_args()
     os.environ.update(MOTO_ENV)
     from moto.server import ThreadedMotoServer
@@ -147,8 +175,10 @@ def main() -> int:
                 boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
                 env = {"SAFEHOLD_BLOB_STORE": "s3", "SAFEHOLD_S3_BUCKET": bucket,
                        "SAFEHOLD_S3_ENDPOINT_URL": endpoint, "SAFEHOLD_DIRECT_UPLOADS": "1"}
-                with tempfile.TemporaryDirectory() as scratch:
-                    print(measure(Path(scratch), nodes, env, args, direct), flush=True)
+                with tempfile.TemporaryDirectory() as scratch, \
+                        fresh_database(args.database_url) as database:
+                    line = measure(Path(scratch), nodes, {**env, **database}, args, direct)
+                    print(f"{'pg' if database else 'sqlite':6} {line}", flush=True)
     finally:
         moto.stop()
     return 0

@@ -3,13 +3,17 @@ lock, so nodes must share a host; PostgreSQL lifts that) and one S3 bucket (moto
 round-robin TCP proxy, with one SAFEHOLD_PUBLIC_URL and one server key. Any request may land on
 any node: a login begun on one node finishes on the other, an encounter's log stays dense and
 consistent while its chunks arrive through both at once, and a node killed -9 in the middle of a
-live recording loses nothing that was acknowledged."""
+live recording loses nothing that was acknowledged. Two `safehold worker` processes poll the same
+store and still deliver each notification once: deliveries are leased across nodes."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,12 +21,15 @@ from pathlib import Path
 
 import pytest
 from bundlekit import run_cli
+from contactkit import add_contact
 from faultproxy import RoundRobinProxy
 from helpers import Device, ServerProcess, error_of, verify_receipt
 from log_audit import Gunicorn, seal_many
 from moto_s3 import moto_endpoint, new_bucket  # noqa: F401 - a fixture
+from notifykit import WebhookReceiver
 from synckit import audit, cli_popen, register, wait_until
 from test_concurrency import check_encounter, statuses_are_one_201_per_chunk, upload_all
+from test_notify_worker import WorkerProcess, wait_for
 
 
 @dataclass
@@ -128,6 +135,39 @@ def test_a_node_with_its_own_public_url_refuses_the_clusters_logins(cluster: Clu
         stray.stop()
     device.url = cluster.url
     device.login()  # the same device logs in through the cluster as before
+
+
+def delivered_by(worker: WorkerProcess) -> int:
+    """How many deliveries this worker's passes say it made (its `worker pass:` log lines)."""
+    return sum(int(n) for n in re.findall(r"delivered=(\d+)", worker.output()))
+
+
+def test_two_workers_deliver_each_notification_once(cluster: Cluster) -> None:
+    receiver = WebhookReceiver()
+    # A slow receiver (well under the 2 s lease) keeps each delivery in flight while the other
+    # worker's pass runs, so both see the same queue at once.
+    receiver.on_request = lambda _message: time.sleep(0.2)
+    receiver.start()
+    workers = [WorkerProcess(node) for node in cluster.nodes]  # each node's own settings
+    try:
+        owner = cluster.device()
+        add_contact(owner, "immediate", notify_webhook_url=receiver.url)
+        encounters = {owner.new_encounter() for _ in range(6)}
+        wait_for(lambda: len(receiver.received) >= len(encounters), "six webhooks", timeout=20)
+        time.sleep(3)  # more passes of both workers and a lease period: nothing more arrives
+    finally:
+        for worker in workers:
+            worker.stop()
+        receiver.stop()
+    bodies = [json.loads(message.body) for message in receiver.received]
+    assert sorted(body["encounter_id"] for body in bodies) == sorted(encounters)
+    assert {body["kind"] for body in bodies} == {"released"}
+    ids = [message.headers["Safehold-Notification-Id"] for message in receiver.received]
+    assert len(set(ids)) == len(ids) == len(encounters)
+    # Both workers ran against the one store, and together they claimed each delivery once.
+    assert all("worker started" in worker.output() for worker in workers)
+    assert sum(delivered_by(worker) for worker in workers) == len(encounters), \
+        [worker.output() for worker in workers]
 
 
 def test_a_node_killed_mid_recording_loses_nothing_acknowledged(cluster: Cluster,
