@@ -383,6 +383,7 @@ def test_notes_and_locations_show_in_the_timeline_as_text(contact: Contact) -> N
     assert "cut off" not in item.inner_text()
 
 
+@pytest.mark.sqlite_only("reads the server's SQLite file to sign a cut-back log")
 def test_a_log_cut_back_after_the_page_checked_it_is_refused_as_tampering(
         contact: Contact, live_server: ServerProcess, tmp_path: Path) -> None:
     """Issue 10: the page keeps the largest checkpoint it verified (IndexedDB). The operator
